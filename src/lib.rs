@@ -1,0 +1,28 @@
+//! # ntheap
+//!
+//! Open Windows process dumps (minidumps) and find native heap memory.
+//!
+//! The data flows through layers, each testable alone:
+//!
+//! 1. [`mapped`]: the dump file, memory-mapped (never read whole).
+//! 2. [`dump`]: the minidump container: header, stream directory, modules, threads, regions.
+//! 3. [`memory`]: the captured address space, both memory lists merged, O(log n) reads.
+//! 4. [`layouts`]: Windows structure offsets per version and architecture, as data.
+//! 5. [`process`]: TEB → PEB (native and WOW64), NtGlobalFlag, the heap list.
+//!
+//! The Python bindings live in `src/python/` behind the `python` feature; the core has no pyo3.
+
+pub mod dump;
+pub mod error;
+pub mod layouts;
+pub mod mapped;
+pub mod memory;
+pub mod process;
+pub mod target;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use dump::Dump;
+pub use error::{Error, Result};
+pub use target::{Arch, Target, WinVersion};
