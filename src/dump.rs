@@ -215,7 +215,8 @@ impl Dump {
         let md = Minidump::read(&bytes[..]).map_err(|e| Error::NotAMinidump { reason: e.to_string() })?;
         let mut warnings = Vec::new();
 
-        let sys: MinidumpSystemInfo = required_stream(&md, &streams, stream::SYSTEM_INFO, "SystemInfoStream", file_size)?;
+        let sys: MinidumpSystemInfo =
+            required_stream(&md, &streams, stream::SYSTEM_INFO, "SystemInfoStream", file_size)?;
         let arch = match sys.raw.processor_architecture {
             0 => Arch::X86,
             9 => Arch::X64,
@@ -528,7 +529,10 @@ fn memory_list(b: &[u8], s: &StreamInfo, out: &mut Vec<CapturedRange>) -> Result
                 file_size,
             });
         }
-        return Err(corrupt("MemoryListStream", format!("{count} descriptors need {need:#x} bytes; the stream has {:#x}", body.len())));
+        return Err(corrupt(
+            "MemoryListStream",
+            format!("{count} descriptors need {need:#x} bytes; the stream has {:#x}", body.len()),
+        ));
     }
     for i in 0..count {
         let d = (header + i * 16) as usize;
@@ -560,7 +564,12 @@ fn memory64_list(b: &[u8], s: &StreamInfo, out: &mut Vec<CapturedRange>) -> Resu
         ));
     }
     if rva > file_size {
-        return Err(Error::Truncated { what: "Memory64ListStream data (BaseRva)".into(), offset: rva, end: rva, file_size });
+        return Err(Error::Truncated {
+            what: "Memory64ListStream data (BaseRva)".into(),
+            offset: rva,
+            end: rva,
+            file_size,
+        });
     }
     for i in 0..count {
         let d = (16 + i * 16) as usize;

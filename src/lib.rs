@@ -9,11 +9,13 @@
 //! 3. [`memory`]: the captured address space, both memory lists merged, O(log n) reads.
 //! 4. [`layouts`]: Windows structure offsets per version and architecture, as data.
 //! 5. [`process`]: TEB → PEB (native and WOW64), NtGlobalFlag, the heap list.
+//! 6. [`heap`]: NT heap walk: segments, uncommitted ranges, entries, virtual blocks, as columns.
 //!
 //! The Python bindings live in `src/python/` behind the `python` feature; the core has no pyo3.
 
 pub mod dump;
 pub mod error;
+pub mod heap;
 pub mod layouts;
 pub mod mapped;
 pub mod memory;

@@ -169,7 +169,10 @@ pub fn process_info(dump: &Dump) -> Result<ProcessInfo> {
         let l32 = &layout(dump, Arch::X86)?.layout;
         let teb32 = find_teb32(mem, teb, l32).ok_or_else(|| Error::NotFound {
             what: "32-bit TEB",
-            reason: format!("neither the first pointer of the 64-bit TEB {teb:#x} nor {:#x} is a captured 32-bit TEB", teb + 0x2000),
+            reason: format!(
+                "neither the first pointer of the 64-bit TEB {teb:#x} nor {:#x} is a captured 32-bit TEB",
+                teb + 0x2000
+            ),
         })?;
         let peb32 = mem.read_ptr(Arch::X86, teb32 + u64::from(l32.teb_peb)).map_err(|e| e.reading("32-bit TEB"))?;
         Some(read_peb(mem, Arch::X86, l32, teb32, peb32)?)
@@ -190,11 +193,9 @@ fn read_peb(mem: &AddressSpace, arch: Arch, l: &PebLayout, teb: u64, address: u6
     // One read of the whole span we need, so a missing PEB is reported once, by address.
     let span = u64::from(l.os_build_number) + 2;
     let raw = mem.read(address, span).map_err(|e| match e {
-        Error::MemoryNotCaptured { .. } => Error::StructureNotCaptured {
-            what: format!("{} PEB", arch.name()),
-            address,
-            size: span,
-        },
+        Error::MemoryNotCaptured { .. } => {
+            Error::StructureNotCaptured { what: format!("{} PEB", arch.name()), address, size: span }
+        }
         other => other,
     })?;
     let u16_at = |o: u16| u16::from_le_bytes([raw[o as usize], raw[o as usize + 1]]);
@@ -212,7 +213,8 @@ fn read_peb(mem: &AddressSpace, arch: Arch, l: &PebLayout, teb: u64, address: u6
         MAX_HEAPS
     } else {
         if number_of_heaps > maximum_number_of_heaps {
-            problem = Some(format!("NumberOfHeaps {number_of_heaps} exceeds MaximumNumberOfHeaps {maximum_number_of_heaps}"));
+            problem =
+                Some(format!("NumberOfHeaps {number_of_heaps} exceeds MaximumNumberOfHeaps {maximum_number_of_heaps}"));
         }
         number_of_heaps
     };

@@ -41,7 +41,8 @@ pub static PEB_LAYOUTS: &[LayoutRow<PebLayout>] = &[
         name: "Win7+ x86",
         arch: Arch::X86,
         builds: BuildRange { first: builds::WIN7, last: u32::MAX },
-        source: "§2: [R2W Win7x86 _TEB/_PEB], [HST] (TEB+0x30, 0x68, 0x88/0x8c/0x90, 0xa4/0xa8), [MPF vmmwindef.h PEB32]; \
+        source:
+            "§2: [R2W Win7x86 _TEB/_PEB], [HST] (TEB+0x30, 0x68, 0x88/0x8c/0x90, 0xa4/0xa8), [MPF vmmwindef.h PEB32]; \
                  NtTib.Self 0x18 from NT_TIB32 in winnt.h",
         layout: PebLayout {
             teb_self: 0x18,

@@ -1,0 +1,102 @@
+"""``ntheap.Dump``: the object a user opens."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import TYPE_CHECKING, Optional
+
+from . import _core
+from .table import Table
+from .winconst import MEM_STATE, MEM_TYPE, decode, decode_protect
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+_UTC = _dt.timezone.utc
+
+
+def _utc(seconds: Optional[int]) -> Optional[_dt.datetime]:
+    return None if seconds is None else _dt.datetime.fromtimestamp(seconds, _UTC)
+
+
+class Dump(_core.Dump):
+    """A Windows process dump (minidump), opened without reading it into memory.
+
+    The file is memory-mapped; opening costs time proportional to its stream directory and
+    memory-range count, not to its size.
+
+    Example:
+        >>> import ntheap
+        >>> dump = ntheap.Dump("samples/leaky-x64-1.dmp")  # doctest: +SKIP
+        >>> dump.arch, dump.os_version, dump.peb.global_flags  # doctest: +SKIP
+        ('x64', '10.0.19045', ['ust'])
+        >>> dump.read_u32(dump.peb.process_heap + 0x10) == 0xFFEEFFEE  # doctest: +SKIP
+        True
+
+    Reads of memory the dump did not capture raise :class:`ntheap.MemoryNotCaptured`.
+    """
+
+    @property
+    def timestamp(self) -> _dt.datetime:
+        """When the dump was written (timezone-aware, UTC)."""
+        value = _utc(self.timestamp_unix)
+        assert value is not None
+        return value
+
+    @property
+    def process_create_time(self) -> Optional[_dt.datetime]:
+        """When the process started (UTC), if the dump's MiscInfo stream records it."""
+        return _utc(self.process_create_time_unix)
+
+    @property
+    def process_uptime(self) -> Optional[_dt.timedelta]:
+        """How long the process had run when the dump was written, if known."""
+        start = self.process_create_time
+        return None if start is None else self.timestamp - start
+
+    def regions(self) -> Table:
+        """Every MemoryInfoList entry (``!address`` regions) as numpy columns.
+
+        Columns: base, size, state, type, protect, allocation_base, allocation_protect and
+        captured (how many of the region's bytes the dump holds). ``to_pandas()`` adds
+        state_name, type_name, protect_name and allocation_protect_name.
+
+        Raises :class:`ntheap.MissingStreamError` when the dump has no MemoryInfoList.
+        """
+        cols = self._region_columns()
+        order = ["base", "size", "state", "type", "protect", "allocation_base", "allocation_protect", "captured"]
+        return Table(
+            "regions",
+            {k: cols[k] for k in order},
+            decoders={
+                "state": decode(MEM_STATE),
+                "type": decode(MEM_TYPE),
+                "protect": decode_protect,
+                "allocation_protect": decode_protect,
+            },
+        )
+
+    def regions_df(self) -> "pd.DataFrame":
+        """``regions().to_pandas()``."""
+        return self.regions().to_pandas()
+
+    def modules_df(self) -> "pd.DataFrame":
+        """Loaded modules as a DataFrame (one row per module)."""
+        import pandas as pd
+
+        fields = ["name", "base", "end", "size", "version", "timestamp", "checksum", "pdb_name", "pdb_guid", "pdb_age", "path"]
+        frame = pd.DataFrame([{f: getattr(m, f) for f in fields} for m in self.modules], columns=fields)
+        frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="s", utc=True)
+        return frame
+
+    def threads_df(self) -> "pd.DataFrame":
+        """Threads as a DataFrame (one row per thread)."""
+        import pandas as pd
+
+        fields = ["id", "teb", "stack_start", "stack_end", "stack_size", "suspend_count"]
+        return pd.DataFrame([{f: getattr(t, f) for f in fields} for t in self.threads], columns=fields)
+
+    def _repr_html_(self) -> str:
+        from .report import info_html
+
+        return info_html(self)

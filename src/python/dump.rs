@@ -1,0 +1,486 @@
+//! `ntheap._core.Dump` and the small frozen records it hands out.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use numpy::IntoPyArray;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use crate::dump::{self, Dump};
+use crate::error::Error;
+use crate::process::{self, global_flag_names};
+use crate::target::Arch;
+
+/// A loaded module.
+#[pyclass(frozen, eq, module = "ntheap._core")]
+#[derive(Clone, PartialEq, Eq)]
+pub struct Module {
+    /// File name, e.g. `ntdll.dll`.
+    #[pyo3(get)]
+    name: String,
+    /// Full path as recorded by the dump writer.
+    #[pyo3(get)]
+    path: String,
+    /// Load address.
+    #[pyo3(get)]
+    base: u64,
+    /// Image size in bytes.
+    #[pyo3(get)]
+    size: u32,
+    /// File version `a.b.c.d`, or None.
+    #[pyo3(get)]
+    version: Option<String>,
+    /// PE TimeDateStamp (seconds since 1970, UTC).
+    #[pyo3(get)]
+    timestamp: u32,
+    /// PE CheckSum.
+    #[pyo3(get)]
+    checksum: u32,
+    /// PDB file name from the CodeView record, or None.
+    #[pyo3(get)]
+    pdb_name: Option<String>,
+    /// PDB GUID (32 upper-case hex digits), or None.
+    #[pyo3(get)]
+    pdb_guid: Option<String>,
+    /// PDB age, or None.
+    #[pyo3(get)]
+    pdb_age: Option<u32>,
+}
+
+#[pymethods]
+impl Module {
+    /// One past the last byte of the image.
+    #[getter]
+    fn end(&self) -> u64 {
+        self.base + u64::from(self.size)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Module({:?}, base={:#x}, size={:#x}, version={})",
+            self.name,
+            self.base,
+            self.size,
+            self.version.as_deref().map_or("None".to_owned(), |v| format!("{v:?}"))
+        )
+    }
+}
+
+impl From<&dump::Module> for Module {
+    fn from(m: &dump::Module) -> Self {
+        Module {
+            name: m.name().to_owned(),
+            path: m.path.clone(),
+            base: m.base,
+            size: m.size,
+            version: m.version.clone(),
+            timestamp: m.timestamp,
+            checksum: m.checksum,
+            pdb_name: m.pdb_name.clone(),
+            pdb_guid: m.pdb_guid.clone(),
+            pdb_age: m.pdb_age,
+        }
+    }
+}
+
+/// A thread of the dumped process.
+#[pyclass(frozen, eq, module = "ntheap._core")]
+#[derive(Clone, PartialEq, Eq)]
+pub struct Thread {
+    /// Thread id.
+    #[pyo3(get)]
+    id: u32,
+    /// Address of the (native) TEB.
+    #[pyo3(get)]
+    teb: u64,
+    /// Lowest captured stack address.
+    #[pyo3(get)]
+    stack_start: u64,
+    /// Captured stack bytes.
+    #[pyo3(get)]
+    stack_size: u32,
+    /// Suspend count.
+    #[pyo3(get)]
+    suspend_count: u32,
+}
+
+#[pymethods]
+impl Thread {
+    /// One past the highest captured stack address.
+    #[getter]
+    fn stack_end(&self) -> u64 {
+        self.stack_start + u64::from(self.stack_size)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Thread(id={:#x}, teb={:#x}, stack={:#x}..{:#x})",
+            self.id,
+            self.teb,
+            self.stack_start,
+            self.stack_end()
+        )
+    }
+}
+
+/// A Process Environment Block: the native one, or the 32-bit one of a WOW64 process.
+#[pyclass(frozen, eq, module = "ntheap._core")]
+#[derive(Clone, PartialEq, Eq)]
+pub struct Peb {
+    /// Address of the PEB.
+    #[pyo3(get)]
+    address: u64,
+    /// Address of the TEB it was found through.
+    #[pyo3(get)]
+    teb: u64,
+    /// "x86" or "x64": the width of this PEB's pointers.
+    #[pyo3(get)]
+    arch: &'static str,
+    /// ImageBaseAddress.
+    #[pyo3(get)]
+    image_base: u64,
+    /// Ldr.
+    #[pyo3(get)]
+    ldr: u64,
+    /// ProcessHeap: the default heap.
+    #[pyo3(get)]
+    process_heap: u64,
+    /// NtGlobalFlag (gflags).
+    #[pyo3(get)]
+    nt_global_flag: u32,
+    /// NumberOfHeaps.
+    #[pyo3(get)]
+    number_of_heaps: u32,
+    /// MaximumNumberOfHeaps.
+    #[pyo3(get)]
+    maximum_number_of_heaps: u32,
+    /// ProcessHeaps: address of the array of heap pointers.
+    #[pyo3(get)]
+    process_heaps_address: u64,
+    /// The heap pointers, or None when the array is not captured.
+    #[pyo3(get)]
+    process_heaps: Option<Vec<u64>>,
+    /// Why process_heaps is None or suspect, if it is.
+    #[pyo3(get)]
+    process_heaps_problem: Option<String>,
+    /// OSMajorVersion.OSMinorVersion.OSBuildNumber as recorded in the PEB.
+    #[pyo3(get)]
+    os_version: String,
+}
+
+#[pymethods]
+impl Peb {
+    /// The `!gflag` abbreviations of the bits set in nt_global_flag, e.g. ["htc", "ust"].
+    #[getter]
+    fn global_flags(&self) -> Vec<&'static str> {
+        global_flag_names(self.nt_global_flag)
+    }
+
+    /// Whether the user-mode stack trace database (+ust) was on.
+    #[getter]
+    fn has_ust(&self) -> bool {
+        self.nt_global_flag & process::FLG_USER_STACK_TRACE_DB != 0
+    }
+
+    fn __repr__(&self) -> String {
+        let heaps = match &self.process_heaps {
+            Some(h) => format!("[{}]", h.iter().map(|a| format!("{a:#x}")).collect::<Vec<_>>().join(", ")),
+            None => "not captured".to_owned(),
+        };
+        format!(
+            "Peb({}, address={:#x}, nt_global_flag={:#x} {:?}, process_heap={:#x}, heaps={})",
+            self.arch,
+            self.address,
+            self.nt_global_flag,
+            self.global_flags(),
+            self.process_heap,
+            heaps
+        )
+    }
+}
+
+impl From<&process::Peb> for Peb {
+    fn from(p: &process::Peb) -> Self {
+        Peb {
+            address: p.address,
+            teb: p.teb,
+            arch: p.arch.name(),
+            image_base: p.image_base,
+            ldr: p.ldr,
+            process_heap: p.process_heap,
+            nt_global_flag: p.nt_global_flag,
+            number_of_heaps: p.number_of_heaps,
+            maximum_number_of_heaps: p.maximum_number_of_heaps,
+            process_heaps_address: p.process_heaps_address,
+            process_heaps: p.process_heaps.clone(),
+            process_heaps_problem: p.process_heaps_problem.clone(),
+            os_version: format!("{}.{}.{}", p.os_version.0, p.os_version.1, p.os_version.2),
+        }
+    }
+}
+
+/// An open Windows minidump (the compiled half of `ntheap.Dump`).
+#[pyclass(frozen, subclass, module = "ntheap._core", name = "Dump")]
+pub struct PyDump {
+    inner: Arc<Dump>,
+    path: PathBuf,
+}
+
+fn parse_arch(arch: Option<&str>, default: Arch) -> PyResult<Arch> {
+    match arch {
+        None => Ok(default),
+        Some("x86") => Ok(Arch::X86),
+        Some("x64") => Ok(Arch::X64),
+        Some(other) => {
+            Err(pyo3::exceptions::PyValueError::new_err(format!("arch must be \"x86\" or \"x64\", not {other:?}")))
+        }
+    }
+}
+
+#[pymethods]
+impl PyDump {
+    #[new]
+    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let inner = py.detach(|| Dump::open(&path))?;
+        Ok(PyDump { inner: Arc::new(inner), path })
+    }
+
+    /// The path the dump was opened from.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    /// Size of the dump file in bytes.
+    #[getter]
+    fn file_size(&self) -> u64 {
+        self.inner.file_size()
+    }
+
+    /// The dump's architecture, "x86" or "x64" (a WOW64 process dumped by a 64-bit dumper: "x64").
+    #[getter]
+    fn arch(&self) -> &'static str {
+        self.inner.target().arch.name()
+    }
+
+    /// The process's own architecture: "x86" for a WOW64 process, else the same as arch.
+    #[getter]
+    fn process_arch(&self) -> &'static str {
+        if process::is_wow64(&self.inner) {
+            "x86"
+        } else {
+            self.arch()
+        }
+    }
+
+    /// Whether the dump is of a 32-bit process running under WOW64 on 64-bit Windows.
+    #[getter]
+    fn is_wow64(&self) -> bool {
+        process::is_wow64(&self.inner)
+    }
+
+    /// Windows version "major.minor.build", e.g. "6.1.7601".
+    #[getter]
+    fn os_version(&self) -> String {
+        self.inner.target().version.to_string()
+    }
+
+    /// Windows build number, e.g. 7601.
+    #[getter]
+    fn os_build(&self) -> u32 {
+        self.inner.target().version.build
+    }
+
+    /// Service pack string, e.g. "Service Pack 1", or None.
+    #[getter]
+    fn csd_version(&self) -> Option<String> {
+        self.inner.info().csd_version.clone()
+    }
+
+    /// Process id from MiscInfo, or None.
+    #[getter]
+    fn pid(&self) -> Option<u32> {
+        self.inner.info().pid
+    }
+
+    /// Dump time as seconds since 1970-01-01 UTC (header TimeDateStamp).
+    #[getter]
+    fn timestamp_unix(&self) -> u32 {
+        self.inner.info().timestamp
+    }
+
+    /// Process creation time as seconds since 1970-01-01 UTC, or None.
+    #[getter]
+    fn process_create_time_unix(&self) -> Option<u32> {
+        self.inner.info().process_create_time
+    }
+
+    /// MINIDUMP_TYPE flags from the header.
+    #[getter]
+    fn dump_flags(&self) -> u64 {
+        self.inner.info().flags
+    }
+
+    /// Names of the streams present, in directory order.
+    #[getter]
+    fn streams(&self) -> Vec<String> {
+        self.inner.info().streams.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// Problems that did not stop the dump from opening (e.g. memory clipped by truncation).
+    #[getter]
+    fn warnings(&self) -> Vec<String> {
+        self.inner.info().warnings.clone()
+    }
+
+    /// Loaded modules.
+    #[getter]
+    fn modules(&self) -> Vec<Module> {
+        self.inner.info().modules.iter().map(Module::from).collect()
+    }
+
+    /// Threads.
+    #[getter]
+    fn threads(&self) -> Vec<Thread> {
+        self.inner
+            .info()
+            .threads
+            .iter()
+            .map(|t| Thread {
+                id: t.id,
+                teb: t.teb,
+                stack_start: t.stack_start,
+                stack_size: t.stack_size,
+                suspend_count: t.suspend_count,
+            })
+            .collect()
+    }
+
+    /// The native PEB (the 64-bit one of a WOW64 process).
+    #[getter]
+    fn peb(&self) -> PyResult<Peb> {
+        Ok(Peb::from(&process::process_info(&self.inner)?.native))
+    }
+
+    /// The 32-bit PEB of a WOW64 process (where the application's heaps are listed), else None.
+    #[getter]
+    fn peb32(&self) -> PyResult<Option<Peb>> {
+        if !process::is_wow64(&self.inner) {
+            return Ok(None);
+        }
+        Ok(process::process_info(&self.inner)?.wow64.as_ref().map(Peb::from))
+    }
+
+    /// Total captured memory in bytes.
+    #[getter]
+    fn captured_bytes(&self) -> u64 {
+        self.inner.memory().captured_bytes()
+    }
+
+    /// Number of captured memory ranges after merging both lists and joining neighbours.
+    #[getter]
+    fn captured_range_count(&self) -> usize {
+        self.inner.memory().ranges().len()
+    }
+
+    /// Read `size` bytes of process memory at `address`.
+    fn read<'py>(&self, py: Python<'py>, address: u64, size: u64) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = self.inner.memory().read(address, size)?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Whether all of `address .. address+size` is captured.
+    #[pyo3(signature = (address, size=1))]
+    fn is_captured(&self, address: u64, size: u64) -> bool {
+        self.inner.memory().is_captured(address, size)
+    }
+
+    /// Read a little-endian u8.
+    fn read_u8(&self, address: u64) -> PyResult<u8> {
+        Ok(self.inner.memory().read_u8(address)?)
+    }
+
+    /// Read a little-endian u16.
+    fn read_u16(&self, address: u64) -> PyResult<u16> {
+        Ok(self.inner.memory().read_u16(address)?)
+    }
+
+    /// Read a little-endian u32.
+    fn read_u32(&self, address: u64) -> PyResult<u32> {
+        Ok(self.inner.memory().read_u32(address)?)
+    }
+
+    /// Read a little-endian u64.
+    fn read_u64(&self, address: u64) -> PyResult<u64> {
+        Ok(self.inner.memory().read_u64(address)?)
+    }
+
+    /// Read a pointer: 8 bytes on x64 and 4 on x86. `arch` defaults to the dump's arch; pass
+    /// "x86" for the 32-bit side of a WOW64 process.
+    #[pyo3(signature = (address, arch=None))]
+    fn read_pointer(&self, address: u64, arch: Option<&str>) -> PyResult<u64> {
+        let arch = parse_arch(arch, self.inner.target().arch)?;
+        Ok(self.inner.memory().read_ptr(arch, address)?)
+    }
+
+    /// MemoryInfoList entries as a dict of numpy arrays (see `ntheap.Dump.regions`).
+    fn _region_columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let dump = Arc::clone(&self.inner);
+        let cols = py.detach(move || region_columns(&dump))?;
+        let d = PyDict::new(py);
+        for (name, col) in cols.u64s {
+            d.set_item(name, col.into_pyarray(py))?;
+        }
+        for (name, col) in cols.u32s {
+            d.set_item(name, col.into_pyarray(py))?;
+        }
+        Ok(d)
+    }
+
+    fn __repr__(&self) -> String {
+        let info = self.inner.info();
+        format!(
+            "<ntheap.Dump {:?}: {} Windows {}{}, pid {}, {} modules, {} threads>",
+            self.path.display().to_string(),
+            self.arch(),
+            self.os_version(),
+            if self.is_wow64() { " WOW64" } else { "" },
+            info.pid.map_or("?".to_owned(), |p| p.to_string()),
+            info.modules.len(),
+            info.threads.len()
+        )
+    }
+}
+
+struct Columns {
+    u64s: Vec<(&'static str, Vec<u64>)>,
+    u32s: Vec<(&'static str, Vec<u32>)>,
+}
+
+fn region_columns(dump: &Dump) -> Result<Columns, Error> {
+    let regions = dump.info().regions.as_ref().ok_or(Error::MissingStream { stream: "MemoryInfoListStream" })?;
+    let n = regions.len();
+    let mut base = Vec::with_capacity(n);
+    let mut size = Vec::with_capacity(n);
+    let mut allocation_base = Vec::with_capacity(n);
+    let mut captured = Vec::with_capacity(n);
+    let mut state = Vec::with_capacity(n);
+    let mut kind = Vec::with_capacity(n);
+    let mut protect = Vec::with_capacity(n);
+    let mut allocation_protect = Vec::with_capacity(n);
+    for r in regions {
+        base.push(r.base);
+        size.push(r.size);
+        allocation_base.push(r.allocation_base);
+        captured.push(dump.memory().captured_in(r.base, r.size));
+        state.push(r.state);
+        kind.push(r.kind);
+        protect.push(r.protect);
+        allocation_protect.push(r.allocation_protect);
+    }
+    Ok(Columns {
+        u64s: vec![("base", base), ("size", size), ("allocation_base", allocation_base), ("captured", captured)],
+        u32s: vec![("state", state), ("type", kind), ("protect", protect), ("allocation_protect", allocation_protect)],
+    })
+}

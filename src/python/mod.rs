@@ -1,0 +1,25 @@
+//! Python bindings (`ntheap._core`). All of pyo3 lives under this module.
+
+mod dump;
+mod errors;
+
+/// The compiled core of ntheap. Use the `ntheap` package, which wraps it.
+#[pyo3::pymodule(gil_used = false)]
+mod _core {
+    use pyo3::prelude::*;
+
+    #[pymodule_export]
+    use super::dump::{Module, Peb, PyDump, Thread};
+    #[pymodule_export]
+    use super::errors::{
+        CorruptDumpError, DumpError, MemoryNotCaptured, MissingStreamError, NotAMinidumpError, StructureNotFoundError,
+        TruncatedDumpError, UnsupportedDumpError,
+    };
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        m.add("GLOBAL_FLAGS", crate::process::GLOBAL_FLAGS.to_vec())?;
+        Ok(())
+    }
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite: Rust (format, lints, tests) and Python (package build, pytest, stub check).
+# Installs what it needs into the active Python environment first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m pip install --quiet --upgrade pip
+python3 -m pip install --quiet -r tests/requirements.txt
+
+cargo fmt --check
+cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy --all-targets --quiet --features python -- -D warnings
+cargo test --quiet
+
+# Build and install the package exactly as a user does.
+python3 -m pip install --quiet --force-reinstall --no-deps .
+python3 -m pip install --quiet .
+
+# pytest exits 5 when it collects no test; with set -e that fails the run, as it must.
+python3 -m pytest -q
+python3 -m mypy.stubtest ntheap._core --allowlist tests/stubtest-allowlist.txt
