@@ -15,7 +15,6 @@
 
 pub mod dump;
 pub mod error;
-pub mod heap;
 pub mod layouts;
 pub mod mapped;
 pub mod memory;

@@ -119,9 +119,12 @@ def pack_string(text: str) -> bytes:
 #   +0x18 RVA     CSDVersionRva          -> MINIDUMP_STRING
 #   +0x1c USHORT  SuiteMask
 #   +0x1e USHORT  Reserved2
-#   +0x20 CPU_INFORMATION Cpu (24 bytes), X86CpuInfo view:
-#         ULONG32 VendorId[3]; ULONG32 VersionInformation;
-#         ULONG32 FeatureInformation; ULONG32 AMDExtendedCpuFeatures
+#   +0x20 CPU_INFORMATION Cpu (24-byte union):
+#         X86CpuInfo (used when ProcessorArchitecture is INTEL):
+#           ULONG32 VendorId[3]; ULONG32 VersionInformation;
+#           ULONG32 FeatureInformation; ULONG32 AMDExtendedCpuFeatures
+#         OtherCpuInfo (every other architecture, AMD64 included):
+#           ULONG64 ProcessorFeatures[2]   bit n = IsProcessorFeaturePresent(n)
 # --------------------------------------------------------------------------
 SYSTEM_INFO_SIZE = 0x38
 PROCESSOR_ARCHITECTURE_INTEL = 0
@@ -131,13 +134,29 @@ VER_PLATFORM_WIN32_NT = 2
 VER_SUITE_SINGLEUSERTS = 0x0100
 
 
+# PF_* processor feature numbers (winnt.h) for OtherCpuInfo.ProcessorFeatures:
+# PF_COMPARE_EXCHANGE_DOUBLE 2, PF_MMX_INSTRUCTIONS_AVAILABLE 3,
+# PF_XMMI_INSTRUCTIONS_AVAILABLE 6, PF_RDTSC_INSTRUCTION_AVAILABLE 8,
+# PF_PAE_ENABLED 9, PF_XMMI64_INSTRUCTIONS_AVAILABLE 10, PF_NX_ENABLED 12,
+# PF_SSE3_INSTRUCTIONS_AVAILABLE 13, PF_COMPARE_EXCHANGE128 14, PF_XSAVE_ENABLED 17.
+DEFAULT_PROCESSOR_FEATURES = sum(1 << n for n in (2, 3, 6, 8, 9, 10, 12, 13, 14, 17))
+
+
+def pack_x86_cpu_info(vendor: bytes, cpuid_version: int, cpuid_features: int) -> bytes:
+    assert len(vendor) == 12
+    return struct.pack("<12sIII", vendor, cpuid_version, cpuid_features, 0)
+
+
+def pack_other_cpu_info(features: int = DEFAULT_PROCESSOR_FEATURES) -> bytes:
+    return struct.pack("<QQ", features & (2**64 - 1), features >> 64) + bytes(8)
+
+
 def pack_system_info(*, architecture: int, level: int, revision: int,
                      number_of_processors: int, major: int, minor: int,
-                     build: int, csd_rva: int, suite_mask: int,
-                     vendor: bytes, cpuid_version: int, cpuid_features: int) -> bytes:
-    assert len(vendor) == 12
+                     build: int, csd_rva: int, suite_mask: int, cpu: bytes) -> bytes:
+    assert len(cpu) == 24
     data = struct.pack(
-        "<HHHBBIIIIIHH12sIII",
+        "<HHHBBIIIIIHH",
         architecture,
         level,
         revision,
@@ -150,11 +169,7 @@ def pack_system_info(*, architecture: int, level: int, revision: int,
         csd_rva,
         suite_mask,
         0,
-        vendor,
-        cpuid_version,
-        cpuid_features,
-        0,
-    )
+    ) + cpu
     assert len(data) == SYSTEM_INFO_SIZE
     return data
 

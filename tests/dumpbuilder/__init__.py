@@ -1,0 +1,48 @@
+"""Deterministic Windows minidump writer for tests (stdlib only).
+
+    import sys; sys.path.insert(0, "tests")
+    from dumpbuilder import DumpBuilder, Process, Wow64
+
+The structures are transcribed independently of the project's reader (see
+structs.py and process.py for the sources), so a mistake in the reader shows
+up as a disagreement with these fixtures instead of being copied into them.
+"""
+
+from . import structs
+from .builder import (
+    ARCHES,
+    LISTS,
+    PAGE,
+    STREAM_ORDER,
+    DumpBuilder,
+    Layout,
+    MemoryNotCaptured,
+    MemoryRange,
+    Module,
+    Region,
+    Thread,
+    pattern,
+)
+from .process import PEB32, PEB64, TEB32, TEB64, PebLayout, Process, TebLayout, Wow64
+from .structs import (
+    MEM_COMMIT,
+    MEM_FREE,
+    MEM_IMAGE,
+    MEM_MAPPED,
+    MEM_PRIVATE,
+    MEM_RESERVE,
+    PAGE_EXECUTE_READ,
+    PAGE_EXECUTE_WRITECOPY,
+    PAGE_NOACCESS,
+    PAGE_READONLY,
+    PAGE_READWRITE,
+)
+
+__all__ = [
+    "ARCHES", "LISTS", "PAGE", "STREAM_ORDER", "DumpBuilder", "Layout", "MemoryNotCaptured",
+    "MemoryRange", "Module", "Region", "Thread", "pattern", "structs",
+    "MEM_COMMIT", "MEM_FREE", "MEM_IMAGE", "MEM_MAPPED", "MEM_PRIVATE", "MEM_RESERVE",
+    "PAGE_EXECUTE_READ", "PAGE_EXECUTE_WRITECOPY", "PAGE_NOACCESS", "PAGE_READONLY",
+    "PAGE_READWRITE", "PEB32", "PEB64", "TEB32", "TEB64", "PebLayout", "Process", "TebLayout",
+    "Wow64",
+]
