@@ -49,11 +49,17 @@ pub struct LayoutRow<T: 'static> {
 }
 
 /// The row of `table` for `arch` and `build`.
-pub fn select<T>(table: &'static [LayoutRow<T>], structure: &'static str, arch: Arch, build: u32) -> Result<&'static LayoutRow<T>> {
-    table
-        .iter()
-        .find(|r| r.arch == arch && r.builds.contains(build))
-        .ok_or(Error::UnsupportedLayout { structure, arch: arch.name(), build })
+pub fn select<T>(
+    table: &'static [LayoutRow<T>],
+    structure: &'static str,
+    arch: Arch,
+    build: u32,
+) -> Result<&'static LayoutRow<T>> {
+    table.iter().find(|r| r.arch == arch && r.builds.contains(build)).ok_or(Error::UnsupportedLayout {
+        structure,
+        arch: arch.name(),
+        build,
+    })
 }
 
 /// All rows of `table` for `arch`, oldest first.
