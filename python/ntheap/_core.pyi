@@ -1,9 +1,27 @@
 """Type stubs for the compiled core ``ntheap._core`` (checked by ``mypy.stubtest``)."""
 
 from os import PathLike
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union, final
 
 import numpy as np
+from typing_extensions import disjoint_base
+
+__all__ = [
+    "Module",
+    "Peb",
+    "Dump",
+    "Thread",
+    "CorruptDumpError",
+    "DumpError",
+    "MemoryNotCaptured",
+    "MissingStreamError",
+    "NotAMinidumpError",
+    "StructureNotFoundError",
+    "TruncatedDumpError",
+    "UnsupportedDumpError",
+    "__version__",
+    "GLOBAL_FLAGS",
+]
 
 __version__: str
 GLOBAL_FLAGS: List[Tuple[int, str]]
@@ -28,6 +46,7 @@ class MemoryNotCaptured(DumpError):
 class StructureNotFoundError(DumpError): ...
 class UnsupportedDumpError(DumpError): ...
 
+@final
 class Module:
     @property
     def name(self) -> str: ...
@@ -52,6 +71,7 @@ class Module:
     @property
     def pdb_age(self) -> Optional[int]: ...
 
+@final
 class Thread:
     @property
     def id(self) -> int: ...
@@ -66,6 +86,7 @@ class Thread:
     @property
     def suspend_count(self) -> int: ...
 
+@final
 class Peb:
     @property
     def address(self) -> int: ...
@@ -98,6 +119,7 @@ class Peb:
     @property
     def os_version(self) -> str: ...
 
+@disjoint_base
 class Dump:
     def __new__(cls, path: Union[str, PathLike[str]]) -> "Dump": ...
     @property
