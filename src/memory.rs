@@ -58,6 +58,8 @@ pub struct ClippedRange {
 pub struct AddressSpace {
     bytes: Arc<FileBytes>,
     ranges: Vec<CapturedRange>,
+    /// `ranges[i].end()`, kept apart so the binary search touches 8 bytes per probe, not 24.
+    ends: Vec<u64>,
 }
 
 impl AddressSpace {
@@ -100,7 +102,8 @@ impl AddressSpace {
             }
             out.push(r);
         }
-        (AddressSpace { bytes, ranges: out }, clipped)
+        let ends = out.iter().map(CapturedRange::end).collect();
+        (AddressSpace { bytes, ranges: out, ends }, clipped)
     }
 
     /// The indexed ranges, sorted by address, non-overlapping, coalesced.
@@ -115,7 +118,7 @@ impl AddressSpace {
 
     /// Index of the range containing `addr`, if any.
     fn find(&self, addr: u64) -> Option<usize> {
-        let i = self.ranges.partition_point(|r| r.end() <= addr);
+        let i = self.ends.partition_point(|&end| end <= addr);
         (i < self.ranges.len() && self.ranges[i].va <= addr).then_some(i)
     }
 
@@ -222,7 +225,7 @@ impl AddressSpace {
     /// How many bytes of `base..base+size` are captured. O(log n + ranges in the interval).
     pub fn captured_in(&self, base: u64, size: u64) -> u64 {
         let end = base.saturating_add(size);
-        let mut i = self.ranges.partition_point(|r| r.end() <= base);
+        let mut i = self.ends.partition_point(|&end| end <= base);
         let mut total = 0;
         while let Some(r) = self.ranges.get(i) {
             if r.va >= end {

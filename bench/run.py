@@ -1,0 +1,68 @@
+"""Benchmarks (not tests): print figures and ratios.
+
+    python bench/run.py memory [--gib 4] [--reads 1000000]
+
+``memory``: writes a builder dump of GIB gibibytes (1 MiB ranges in Memory64List, streamed to
+disk, never held in memory), then runs ``examples/bench_memory.rs``, which times opening it and
+doing random 8-byte reads through ntheap and through the ``minidump`` crate, in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from dumpbuilder import DumpBuilder, Process  # noqa: E402
+
+
+def build_big_dump(path: Path, gib: int) -> None:
+    b = DumpBuilder(arch="x64", os_version=(10, 0, 19045), timestamp=1_700_000_000, pid=4321)
+    p = Process(b, peb=0x7FF0_0000_0000 - 0x1000 * 64, image_base=0x7FF6_1000_0000, heaps=[], process_heap=0)
+    p.add_thread(0x100, teb=0x7FF0_0000_0000 - 0x1000 * 62, stack_start=0x10_0000, stack_size=0x2000)
+    p.finish()
+    mib = 1 << 20
+    base = 0x100_0000_0000
+    for i in range(gib * 1024):
+        # A 64 KiB hole every range keeps ranges from coalescing: one index entry per MiB.
+        b.add_memory_fill(base + i * (mib + 0x10000), mib, byte=i & 0xFF)
+    b.write(path)
+
+
+def memory(args: argparse.Namespace) -> None:
+    out = Path(args.out or tempfile.mkdtemp(prefix="ntheap-bench-"))
+    out.mkdir(parents=True, exist_ok=True)
+    dump = out / f"big-{args.gib}g.dmp"
+    t = time.perf_counter()
+    build_big_dump(dump, args.gib)
+    print(f"built {dump} ({dump.stat().st_size / 2**30:.2f} GiB) in {time.perf_counter() - t:.1f} s")
+    subprocess.run(
+        ["cargo", "run", "--quiet", "--release", "--example", "bench_memory", "--", str(dump), str(args.reads)],
+        cwd=ROOT,
+        check=True,
+    )
+    if not args.keep:
+        dump.unlink()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="bench", required=True)
+    m = sub.add_parser("memory", help="open + random reads on a multi-GB dump")
+    m.add_argument("--gib", type=int, default=4)
+    m.add_argument("--reads", type=int, default=1_000_000)
+    m.add_argument("--out", help="folder for the generated dump (default: a temp folder)")
+    m.add_argument("--keep", action="store_true", help="keep the generated dump")
+    m.set_defaults(run=memory)
+    args = parser.parse_args()
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()
