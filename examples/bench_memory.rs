@@ -93,11 +93,17 @@ fn main() {
     println!("dump: {path} ({:.2} GiB, {} coalesced ranges)", size as f64 / (1u64 << 30) as f64, ranges.len());
     println!("open   ntheap::Dump::open            {:>10.3} ms", open_ntheap.as_secs_f64() * 1e3);
     println!("open   minidump crate (+memory list) {:>10.3} ms", open_crate.as_secs_f64() * 1e3);
-    for (pass, label) in ["cold (page faults)", "warm", "hot (one cache line per range: lookup cost)"].iter().enumerate() {
+    for (pass, label) in
+        ["cold (page faults)", "warm", "hot (one cache line per range: lookup cost)"].iter().enumerate()
+    {
         let (n, c) = (reads_ntheap[pass].as_secs_f64(), reads_crate[pass].as_secs_f64());
         println!("{reads} random u64 reads, {label}:");
         println!("    ntheap          {:>10.3} ms  ({:>6.1} M reads/s)", n * 1e3, reads as f64 / n / 1e6);
-        println!("    minidump crate  {:>10.3} ms  ({:>6.1} M reads/s, {misses} misses)", c * 1e3, reads as f64 / c / 1e6);
+        println!(
+            "    minidump crate  {:>10.3} ms  ({:>6.1} M reads/s, {misses} misses)",
+            c * 1e3,
+            reads as f64 / c / 1e6
+        );
         println!("    ratio crate/ntheap {:>7.1}x", c / n);
     }
     if misses == 0 {

@@ -15,6 +15,7 @@
 
 pub mod dump;
 pub mod error;
+pub mod heap;
 pub mod layouts;
 pub mod mapped;
 pub mod memory;

@@ -9,7 +9,7 @@
 //! and TEB32 0x7efdd000 → PEB32 0x7efde000. The application's heaps are in the 32-bit PEB.
 //! Handling: a dump is WOW64 when it is x64 and `wow64.dll` is loaded. The 32-bit TEB is the
 //! first pointer of the 64-bit TEB (`NtTib.ExceptionList`, which WOW64 points at the 32-bit TEB;
-//! [HST] reads it the same way, §2), checked by the 32-bit TEB's `NtTib.Self`; when that pointer
+//! \[HST\] reads it the same way, §2), checked by the 32-bit TEB's `NtTib.Self`; when that pointer
 //! is not usable, TEB64 + 0x2000 (the placement seen on Windows 7 through 11) is tried.
 
 use crate::dump::Dump;
@@ -24,7 +24,7 @@ use crate::target::Arch;
 pub const MAX_HEAPS: u32 = 4096;
 
 /// NtGlobalFlag bits and their `!gflag` abbreviations. Heap-related bits per §3 of the layout
-/// reference ([MSD] GFlags flag table); the rest from the same Microsoft Learn table.
+/// reference (\[MSD\] GFlags flag table); the rest from the same Microsoft Learn table.
 pub const GLOBAL_FLAGS: &[(u32, &str)] = &[
     (0x0000_0001, "soe"),
     (0x0000_0002, "sls"),

@@ -10,6 +10,7 @@ python3 -m pip install --quiet -r tests/requirements.txt
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 cargo clippy --all-targets --quiet --features python -- -D warnings
+RUSTDOCFLAGS=-Dwarnings cargo doc --no-deps --quiet --features python
 cargo test --quiet
 
 # Build and install the package exactly as a user does.

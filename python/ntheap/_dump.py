@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as _dt
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
+
+import numpy as np
 
 from . import _core
 from .table import Table
@@ -13,6 +15,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 _UTC = _dt.timezone.utc
+BLOCK_KIND_NAMES: Dict[int, str] = dict(_core.BLOCK_KINDS)
+CORRUPTION_NAMES: Dict[int, str] = dict(_core.CORRUPTION_KINDS)
 
 
 def _utc(seconds: Optional[int]) -> Optional[_dt.datetime]:
@@ -96,7 +100,55 @@ class Dump(_core.Dump):
         fields = ["id", "teb", "stack_start", "stack_end", "stack_size", "suspend_count"]
         return pd.DataFrame([{f: getattr(t, f) for f in fields} for t in self.threads], columns=fields)
 
+    def heap(self, address: int) -> _core.Heap:
+        """The heap whose handle is ``address`` (KeyError if the PEB lists none)."""
+        for h in self.heaps:
+            if h.address == address:
+                return h
+        raise KeyError(f"no heap at {address:#x}; heaps: {', '.join(f'{h.address:#x}' for h in self.heaps)}")
+
+    def blocks(self) -> Table:
+        """Every block of every heap, as numpy columns built in Rust (no per-block objects).
+
+        Columns: heap, segment (0 for virtual blocks), address (the block's header), user_address
+        (what HeapAlloc returned), size (bytes incl. header), user_size (requested bytes), busy,
+        kind (code; ``to_pandas()`` adds kind_name: backend, virtual, lfh_container,
+        segment_header, internal, unparsed), flags (decoded _HEAP_ENTRY flags), unused_bytes,
+        corruption (0 = none; corruption_name in the DataFrame) and stack_trace_entry (+ust).
+
+        Example:
+            >>> df = dump.blocks().to_pandas()  # doctest: +SKIP
+            >>> df[df.busy].groupby("kind_name").user_size.sum()  # doctest: +SKIP
+        """
+        return block_table(self._block_columns())
+
+    def corruption(self) -> Table:
+        """Everything the heap walk found wrong: heap, address, kind (code), kind_name, detail."""
+        cols = self._corruption_columns()
+        kinds = cols["kind"]
+        cols["kind_name"] = np.array([CORRUPTION_NAMES.get(int(k), str(k)) for k in kinds], dtype=object)
+        cols["detail"] = np.array(cols["detail"], dtype=object)
+        return Table("corruption", cols)
+
+    def heap_summary(self) -> "pd.DataFrame":
+        """One row per heap with the columns of WinDbg's ``!heap -s`` (sizes in bytes, not KB)."""
+        from .heapviews import heap_summary
+
+        return heap_summary(self)
+
+    def address_summary(self) -> "pd.DataFrame":
+        """WinDbg's ``!address -summary``: usage, state and type rows with region count, size,
+        % of busy and % of total."""
+        from .address import address_summary
+
+        return address_summary(self)
+
     def _repr_html_(self) -> str:
         from .report import info_html
 
         return info_html(self)
+
+
+def block_table(columns: Dict[str, np.ndarray]) -> Table:
+    """The block columns as a Table whose DataFrame names kinds and corruption."""
+    return Table("blocks", columns, decoders={"kind": decode(BLOCK_KIND_NAMES), "corruption": decode(CORRUPTION_NAMES)})

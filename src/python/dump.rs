@@ -1,7 +1,7 @@
 //! `ntheap._core.Dump` and the small frozen records it hands out.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use numpy::IntoPyArray;
 use pyo3::prelude::*;
@@ -9,7 +9,9 @@ use pyo3::types::{PyBytes, PyDict};
 
 use crate::dump::{self, Dump};
 use crate::error::Error;
+use crate::heap::{self, HeapReport};
 use crate::process::{self, global_flag_names};
+use crate::python::heap::{columns_to_dict, slice_columns, Heap};
 use crate::target::Arch;
 
 /// A loaded module.
@@ -225,6 +227,20 @@ impl From<&process::Peb> for Peb {
 pub struct PyDump {
     inner: Arc<Dump>,
     path: PathBuf,
+    /// The heap walk, done once on first use.
+    heaps: OnceLock<Arc<HeapReport>>,
+}
+
+impl PyDump {
+    /// The heap walk, run (without the GIL) on first use and kept.
+    fn report(&self, py: Python<'_>) -> PyResult<Arc<HeapReport>> {
+        if let Some(r) = self.heaps.get() {
+            return Ok(Arc::clone(r));
+        }
+        let dump = Arc::clone(&self.inner);
+        let report = Arc::new(py.detach(move || heap::walk(&dump))?);
+        Ok(Arc::clone(self.heaps.get_or_init(|| report)))
+    }
 }
 
 fn parse_arch(arch: Option<&str>, default: Arch) -> PyResult<Arch> {
@@ -243,7 +259,7 @@ impl PyDump {
     #[new]
     fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let inner = py.detach(|| Dump::open(&path))?;
-        Ok(PyDump { inner: Arc::new(inner), path })
+        Ok(PyDump { inner: Arc::new(inner), path, heaps: OnceLock::new() })
     }
 
     /// The path the dump was opened from.
@@ -436,6 +452,37 @@ impl PyDump {
             d.set_item(name, col.into_pyarray(py))?;
         }
         Ok(d)
+    }
+
+    /// Every heap listed by the PEB (and the 32-bit PEB of a WOW64 process), walked.
+    #[getter]
+    fn heaps(&self, py: Python<'_>) -> PyResult<Vec<Heap>> {
+        Ok(Heap::all(&self.report(py)?))
+    }
+
+    /// Every block of every heap as a dict of numpy arrays (see `ntheap.Dump.blocks`).
+    fn _block_columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let report = self.report(py)?;
+        let n = report.blocks.len();
+        let cols = py.detach(|| slice_columns(&report.blocks, 0..n));
+        columns_to_dict(py, cols)
+    }
+
+    /// Corruption records as columns: heap, address, kind (code), kind_name, detail.
+    fn _corruption_columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let report = self.report(py)?;
+        let d = PyDict::new(py);
+        let c = &report.corruption;
+        d.set_item("heap", c.iter().map(|r| r.heap).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("address", c.iter().map(|r| r.address).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("kind", c.iter().map(|r| r.kind.code()).collect::<Vec<_>>().into_pyarray(py))?;
+        d.set_item("detail", c.iter().map(|r| r.detail.clone()).collect::<Vec<_>>())?;
+        Ok(d)
+    }
+
+    /// The `!heap -s` table as WinDbg lays it out.
+    fn heap_summary_text(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(self.report(py)?.summary_table())
     }
 
     fn __repr__(&self) -> String {

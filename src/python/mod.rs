@@ -2,6 +2,7 @@
 
 mod dump;
 mod errors;
+mod heap;
 
 /// The compiled core of ntheap. Use the `ntheap` package, which wraps it.
 #[pyo3::pymodule(gil_used = false)]
@@ -15,11 +16,15 @@ mod _core {
         CorruptDumpError, DumpError, MemoryNotCaptured, MissingStreamError, NotAMinidumpError, StructureNotFoundError,
         TruncatedDumpError, UnsupportedDumpError,
     };
+    #[pymodule_export]
+    use super::heap::{Heap, Segment, VirtualBlock};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         m.add("GLOBAL_FLAGS", crate::process::GLOBAL_FLAGS.to_vec())?;
+        m.add("BLOCK_KINDS", super::heap::block_kind_names())?;
+        m.add("CORRUPTION_KINDS", super::heap::corruption_kind_names())?;
         Ok(())
     }
 }

@@ -1,10 +1,10 @@
 """Deterministic Windows minidump writer for tests (stdlib only).
 
     import sys; sys.path.insert(0, "tests")
-    from dumpbuilder import DumpBuilder, Process, Wow64
+    from dumpbuilder import DumpBuilder, Process, Wow64, NtHeap, StackTraceDatabase
 
 The structures are transcribed independently of the project's reader (see
-structs.py and process.py for the sources), so a mistake in the reader shows
+structs.py, process.py and heap_layouts.py for the sources), so a mistake in the reader shows
 up as a disagreement with these fixtures instead of being copied into them.
 """
 
@@ -24,6 +24,17 @@ from .builder import (
     pattern,
 )
 from .process import PEB32, PEB64, TEB32, TEB64, PebLayout, Process, TebLayout, Wow64
+from .heap import CONVENTIONS as HEAP_CONVENTIONS
+from .heap import (
+    NtHeap,
+    Segment,
+    StackTraceDatabase,
+    VirtualBlock,
+    busy_block_size,
+    write_not_a_heap,
+    write_segment_heap_stub,
+)
+from .heap_layouts import EPOCHS, HEAP_LAYOUTS, epoch_for_build, heap_layout
 from .structs import (
     MEM_COMMIT,
     MEM_FREE,
@@ -44,5 +55,7 @@ __all__ = [
     "MEM_COMMIT", "MEM_FREE", "MEM_IMAGE", "MEM_MAPPED", "MEM_PRIVATE", "MEM_RESERVE",
     "PAGE_EXECUTE_READ", "PAGE_EXECUTE_WRITECOPY", "PAGE_NOACCESS", "PAGE_READONLY",
     "PAGE_READWRITE", "PEB32", "PEB64", "TEB32", "TEB64", "PebLayout", "Process", "TebLayout",
-    "Wow64",
+    "Wow64", "EPOCHS", "HEAP_CONVENTIONS", "HEAP_LAYOUTS", "NtHeap", "Segment",
+    "StackTraceDatabase", "VirtualBlock", "busy_block_size", "epoch_for_build", "heap_layout",
+    "write_not_a_heap", "write_segment_heap_stub",
 ]

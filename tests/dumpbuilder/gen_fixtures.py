@@ -2,7 +2,9 @@
 
     python tests/dumpbuilder/gen_fixtures.py [OUTDIR]     # default: tests/fixtures
 
-For each scenario NAME: NAME.dmp and NAME.json.  Malformed inputs:
+For each scenario NAME: NAME.dmp and NAME.json (the heap_* scenarios add
+heaps[], heaps32[], stack_trace_db, heap_conventions and corruption[] to the
+JSON; see scenarios.py).  Malformed inputs:
 empty.dmp, garbage.dmp, truncated.dmp, bad_directory.dmp, each with a .json
 that says what is wrong with it.  Output is byte-for-byte deterministic.
 """

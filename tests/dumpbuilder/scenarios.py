@@ -19,10 +19,19 @@ All addresses are plain integers.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any, Callable
 
 from . import structs as fmt
 from .builder import PAGE, DumpBuilder, pattern
+from .heap import CONVENTIONS, NtHeap, StackTraceDatabase, write_not_a_heap, write_segment_heap_stub
+from .heap_layouts import (
+    ARCH_LAYOUTS,
+    FLG_USER_STACK_TRACE_DB,
+    HEAP_CAPTURE_STACK_BACKTRACES,
+    PRIVATE_HEAP_FLAGS,
+    PROCESS_HEAP_FLAGS,
+)
 from .process import PEB32, PEB64, TEB32, TEB64, Process, Wow64
 
 Scenario = Callable[[], "tuple[DumpBuilder, dict]"]
@@ -377,6 +386,417 @@ def no_threads() -> tuple[DumpBuilder, dict]:
     return _finish("no_threads", no_threads.__doc__ or "", b, p, _peb_probes(b, p))
 
 
+# ---------------------------------------------------------------------------
+# NT heap scenarios.  The heap bytes come from heap.py; every heap value in the
+# JSON is computed from the builder's inputs.  Extra keys in these JSONs:
+#
+#   heaps[]            one record per PEB.ProcessHeaps entry (native PEB, or the
+#                      64-bit PEB of a WOW64 process), see NtHeap.expected();
+#                      non-NT entries have type "segment" or "unknown"
+#   heaps32[]          WOW64 only: the 32-bit PEB's heaps
+#   stack_trace_db     +ust only: the _RTL_STACK_TRACE_ENTRY area
+#   heap_conventions   heap.CONVENTIONS: what the builder chose where the
+#                      reference leaves room
+#   corruption[]       every heap's corruption records, with a "heap" key
+
+HEAP_WIN7_NTDLL = (6, 1, 7601, 17514)
+HEAP_OS = {  # build -> (os_version, csd_version, ntdll file version)
+    7601: ((6, 1, 7601), "Service Pack 1", (6, 1, 7601, 17514)),
+    9600: ((6, 3, 9600), "", (6, 3, 9600, 19678)),
+    14393: ((10, 0, 14393), "", (10, 0, 14393, 3986)),
+    17763: ((10, 0, 17763), "", (10, 0, 17763, 2183)),
+    19041: ((10, 0, 19041), "", (10, 0, 19041, 1889)),
+    19045: ((10, 0, 19045), "", (10, 0, 19041, 3636)),
+    22621: ((10, 0, 22621), "", (10, 0, 22621, 2506)),
+}
+
+
+class _Mods:
+    """Module bases of a heap scenario's process (for realistic return addresses)."""
+
+    def __init__(self, exe, ntdll, k32, kb):
+        self.exe, self.ntdll, self.k32, self.kb = exe, ntdll, k32, kb
+
+    def stack(self, site: int) -> list[int]:
+        """A plausible allocation stack, innermost frame first."""
+        return [
+            self.ntdll.base + 0x2A1F3 + 0x10 * (site % 3),   # RtlAllocateHeap
+            self.kb.base + 0x1B4C7,                          # HeapAlloc wrapper
+            self.exe.base + 0x1000 + 0x53 * site,            # the allocating function
+            self.exe.base + 0x2A40 + 0x21 * (site % 5),      # its caller
+            self.exe.base + 0x51F0,                          # main
+            self.k32.base + 0x17034,                         # BaseThreadInitThunk
+            self.ntdll.base + 0x52651,                       # RtlUserThreadStart
+        ]
+
+
+# Per-arch address plan of the native heap scenarios (all heap reservations
+# 64 KiB aligned, nothing overlapping).
+_HEAP_PLAN: dict[str, dict[str, Any]] = {
+    "x86": dict(
+        exe=0x00400000, ntdll=0x77D60000, k32=0x76B30000, kb=0x75C10000, array=0x77E97500,
+        ldr=0x77E97880, peb=0x7FFDF000, tebs=(0x7FFDE000, 0x7FFDD000),
+        stacks=((0x0012E000, 0x2000), (0x0032F000, 0x1000)),
+        heap0=0x00550000, heap0_seg1=0x02A40000, heap1=0x00680000, db=0x00600000,
+        virt0=(0x03B20000, 0x0007F123, 0x100000), virt1=(0x03C30000, 0x00080000, None),
+        virt_h1=(0x03D50000, 0x0009A5E1, None),
+    ),
+    "x64": dict(
+        exe=0x7FF6A1230000, ntdll=0x7FFB5C6D0000, k32=0x7FFB5B4E0000, kb=0x7FFB5A0C0000,
+        array=0x7FFB5C83D2C0, ldr=0x7FFB5C83C4C0, peb=0x7B1E3F2000,
+        tebs=(0x7B1E3F3000, 0x7B1E3F5000),
+        stacks=((0x7B1E1FD000, 0x3000), (0x7B1E5FF000, 0x1000)),
+        heap0=0x21F4AE00000, heap0_seg1=0x21F4C100000, heap1=0x21F4AC00000, db=0x21F4A800000,
+        virt0=(0x21F4D000000, 0x00100123, 0x200000), virt1=(0x21F4D400000, 0x000FF001, None),
+        virt_h1=(0x21F4D800000, 0x00123457, None),
+    ),
+}
+
+
+def _heap_process(arch: str, build: int, *, heaps: list[int], nt_global_flag: int = 0,
+                  pid: int = 5120, timestamp: int = 1_640_000_000) -> tuple[DumpBuilder, Process, _Mods]:
+    os_version, csd, ntdll_version = HEAP_OS[build]
+    plan = _HEAP_PLAN[arch]
+    b = DumpBuilder(arch=arch, os_version=os_version, csd_version=csd, timestamp=timestamp,
+                    pid=pid, process_create_time=timestamp - 600, number_of_processors=4)
+    x86 = arch == "x86"
+    exe = b.add_module(path=r"C:\Program Files\Leaky\leaky.exe", base=plan["exe"],
+                       size=0x2A000 if x86 else 0x26000, file_version=(1, 4, 2, 0),
+                       timestamp=0x62A1B2C3, pdb_name=r"C:\build\leaky\Release\leaky.pdb",
+                       pdb_guid=GUID_EXE, pdb_age=3)
+    ntdll = b.add_module(path=r"C:\Windows\SYSTEM32\ntdll.dll", base=plan["ntdll"],
+                         size=0x13C000 if x86 else 0x1F5000, file_version=ntdll_version,
+                         timestamp=0x4CE7B96E, checksum=0x140DA7, pdb_name="ntdll.pdb",
+                         pdb_guid=GUID_NTDLL, pdb_age=2)
+    k32 = b.add_module(path=r"C:\Windows\System32\KERNEL32.DLL", base=plan["k32"],
+                       size=0xD4000 if x86 else 0xBD000, file_version=ntdll_version,
+                       timestamp=0x4CE7B8F0, pdb_name="kernel32.pdb", pdb_guid=GUID_KERNEL32,
+                       pdb_age=1)
+    kb = b.add_module(path=r"C:\Windows\System32\KERNELBASE.dll", base=plan["kb"],
+                      size=0x4A000 if x86 else 0x2CD000, file_version=ntdll_version,
+                      timestamp=0x4CE7B8F1, pdb_name="kernelbase.pdb", pdb_guid=GUID_KERNELBASE,
+                      pdb_age=1)
+    for m in (exe, k32, kb):
+        b.add_image_regions(m)
+    array = plan["array"]
+    b.add_image_regions(ntdll, writable=((array, array + 0x80),))
+    p = Process(b, peb=plan["peb"], image_base=exe.base, ldr=plan["ldr"],
+                nt_global_flag=nt_global_flag, heaps=heaps, max_heaps=16,
+                process_heaps_array=array)
+    for i, (teb, (stack, size)) in enumerate(zip(plan["tebs"], plan["stacks"])):
+        p.add_thread(0x1A00 + 4 * i, teb=teb, stack_start=stack, stack_size=size)
+    return b, p, _Mods(exe, ntdll, k32, kb)
+
+
+def _plan_blocks(seg, plan: list[tuple], mods: _Mods | None, site0: int = 0) -> None:
+    """("b", request) busy, ("f", granules) free, ("n",) next committed range.
+    With mods, busy blocks get stacks (every fourth one none)."""
+    g = seg.g
+    k = site0
+    for item in plan:
+        if item[0] == "b":
+            stack = None
+            if mods is not None and k % 4 != 3:
+                stack = mods.stack(k % 6)
+            seg.busy(item[1], stack=stack)
+            k += 1
+        elif item[0] == "f":
+            seg.free(item[1] * g)
+        else:
+            seg.next_run()
+
+
+_PLAN_H0_SEG0 = [("b", 0x10), ("b", 0x1), ("b", 0x0), ("f", 4), ("b", 0x18), ("b", 0x19),
+                 ("b", 0x7), ("b", 0x100), ("f", 8), ("b", 0x3FF), ("b", 0x1234), ("b", 0x28),
+                 ("b", 0x2F), ("f", 2), ("b", 0x55), ("b", 0x80),
+                 ("n",), ("b", 0x123), ("f", 6), ("b", 0x200)]
+_PLAN_H0_SEG1 = [("b", 0x64), ("b", 0x65), ("f", 3), ("b", 0x333)]
+_PLAN_H1 = [("b", 0x20), ("b", 0x400), ("f", 2), ("b", 0x11), ("b", 0x0), ("b", 0x7F)]
+
+
+def _std_heaps(b: DumpBuilder, arch: str, epoch: str, *, mods: _Mods, ust: bool = False,
+               db: StackTraceDatabase | None = None, seed: int = 1,
+               plan: dict | None = None) -> list[NtHeap]:
+    """Process heap (2 segments, 3 uncommitted ranges, 2 virtual blocks) and a
+    private heap (1 segment, 1 uncommitted range, 1 virtual block)."""
+    plan = plan or _HEAP_PLAN[arch]
+    extra = HEAP_CAPTURE_STACK_BACKTRACES if ust else 0
+    site_mods = mods if ust else None
+    h0 = NtHeap(b, plan["heap0"], arch=arch, epoch=epoch, seed=seed, ust=ust, stack_db=db,
+                flags=PROCESS_HEAP_FLAGS | extra, reserve=0x20000,
+                committed=[(0, 0x6000), (0x8000, 0x2000)], process_heaps_index=1, fill_tag=0xA1)
+    _plan_blocks(h0.segments[0], _PLAN_H0_SEG0, site_mods)
+    s1 = h0.add_segment(plan["heap0_seg1"], reserve=0x10000, committed=[(0, 0x3000)])
+    _plan_blocks(s1, _PLAN_H0_SEG1, site_mods, site0=2)
+    for i, key in enumerate(("virt0", "virt1")):
+        addr, size, reserve = plan[key]
+        h0.add_virtual(addr, size, reserve=reserve, capture="head",
+                       stack=mods.stack(6 + i) if ust else None)
+    h1 = NtHeap(b, plan["heap1"], arch=arch, epoch=epoch, seed=seed + 1, ust=ust, stack_db=db,
+                flags=PRIVATE_HEAP_FLAGS | extra, reserve=0x10000, committed=[(0, 0x2000)],
+                process_heaps_index=2, fill_tag=0xA2)
+    _plan_blocks(h1.segments[0], _PLAN_H1, site_mods, site0=5)
+    addr, size, reserve = plan["virt_h1"]
+    h1.add_virtual(addr, size, reserve=reserve, capture="head")
+    return [h0, h1]
+
+
+def _heap_probes(b: DumpBuilder, p: Process, heaps: list[NtHeap]) -> list[dict]:
+    out = [pr for pr in _peb_probes(b, p) if not pr.get("note", "").startswith("process heap itself")]
+    for h in heaps:
+        seg = ARCH_LAYOUTS[h.arch].segment
+        out.append(b.probe(h.address + seg.segment_signature, 4,
+                           f"heap {h.address:#x}: SegmentSignature"))
+        out.append(b.probe(h.address + h.layout.signature, 4, f"heap {h.address:#x}: Signature"))
+        out.append(b.probe(h.address + h.layout.encoding, 16 if h.arch == "x64" else 8,
+                           f"heap {h.address:#x}: Encoding"))
+    return out
+
+
+def _finish_heaps(name: str, description: str, b: DumpBuilder, p: Process,
+                  heaps: list, *, heaps32: list | None = None,
+                  db: StackTraceDatabase | None = None, probes: list[dict] | None = None,
+                  finish_process: bool = True) -> tuple[DumpBuilder, dict]:
+    """Finish heaps (NtHeap objects or ready dicts for non-NT entries), the
+    trace database and the process; then the expected values."""
+    for h in list(heaps) + list(heaps32 or []):
+        if isinstance(h, NtHeap) and not h.finished:
+            h.finish()
+    if db is not None:
+        db.finish()
+    if finish_process:
+        p.finish()
+    nt = [h for h in list(heaps) + list(heaps32 or []) if isinstance(h, NtHeap)]
+    _, exp = _finish(name, description, b, p, probes if probes is not None else _heap_probes(b, p, nt))
+
+    def rec(h) -> dict:
+        return h.expected() if isinstance(h, NtHeap) else h
+
+    exp["heaps"] = [rec(h) for h in heaps]
+    if heaps32 is not None:
+        exp["heaps32"] = [rec(h) for h in heaps32]
+    exp["stack_trace_db"] = db.expected() if db is not None else None
+    exp["heap_conventions"] = CONVENTIONS
+    exp["corruption"] = [dict(c, heap=h["address"]) for h in exp["heaps"] + exp.get("heaps32", [])
+                         for c in h.get("corruption", [])]
+    return b, exp
+
+
+def _heap_epoch_scenario(epoch: str, arch: str, build: int) -> Scenario:
+    def make() -> tuple[DumpBuilder, dict]:
+        plan = _HEAP_PLAN[arch]
+        b, p, mods = _heap_process(arch, build, heaps=[plan["heap0"], plan["heap1"]])
+        heaps = _std_heaps(b, arch, epoch, mods=mods, seed=build)
+        desc = (f"{arch} process on build {build} ({epoch} _HEAP layout): process heap with 2 "
+                f"segments, 3 uncommitted ranges, 2 virtual blocks; private heap with 1 segment "
+                f"and 1 virtual block; mixed busy/free blocks incl. 0-byte and odd sizes")
+        return _finish_heaps(f"heap_{epoch}_{arch}", desc, b, p, heaps)
+    make.__name__ = f"heap_{epoch}_{arch}"
+    make.__doc__ = f"NT heaps, {epoch} layout, {arch}, build {build}."
+    return make
+
+
+HEAP_EPOCH_BUILDS = {"win7": 7601, "win8": 9600, "win10_1507": 14393, "win10_1809": 17763}
+
+
+def heap_ust_win7_x64() -> tuple[DumpBuilder, dict]:
+    """+ust on Windows 7 SP1 x64: stacks on blocks and virtual blocks, incl. a 16 MiB virtual block."""
+    plan = _HEAP_PLAN["x64"]
+    b, p, mods = _heap_process("x64", 7601, heaps=[plan["heap0"], plan["heap1"]],
+                               nt_global_flag=FLG_USER_STACK_TRACE_DB, pid=7788)
+    db = StackTraceDatabase(b, plan["db"], "x64")
+    heaps = _std_heaps(b, "x64", "win7", mods=mods, ust=True, db=db, seed=0x7601)
+    # The 16 MiB case: requested 0x1000040; with +ust the user data starts at
+    # VAE+0x60, so CommitSize = round_up(0x1000040 + 0x60, 0x1000) = 0x1001000,
+    # BusyBlock.Size = 0x1001000 - 0x1000040 = 0xFC0, user size ([HST]) 0x1000040,
+    # [MPF] convention 0x1001000 - 0xFC0 - 0x40 = 0x1000000.
+    heaps[1].add_virtual(0x21F4E000000, 0x1000040, capture="head", stack=mods.stack(9))
+    return _finish_heaps("heap_ust_win7_x64", heap_ust_win7_x64.__doc__ or "", b, p, heaps, db=db)
+
+
+def heap_ust_win10_x86() -> tuple[DumpBuilder, dict]:
+    """+ust on Windows 10 2004 x86 (win10_1809 layout): stacks on blocks and virtual blocks."""
+    plan = _HEAP_PLAN["x86"]
+    b, p, mods = _heap_process("x86", 19041, heaps=[plan["heap0"], plan["heap1"]],
+                               nt_global_flag=FLG_USER_STACK_TRACE_DB, pid=8844)
+    db = StackTraceDatabase(b, plan["db"], "x86")
+    heaps = _std_heaps(b, "x86", "win10_1809", mods=mods, ust=True, db=db, seed=19041)
+    heaps[1].add_virtual(0x04000000, 0x00100040, capture="head", stack=mods.stack(9))
+    return _finish_heaps("heap_ust_win10_x86", heap_ust_win10_x86.__doc__ or "", b, p, heaps, db=db)
+
+
+def heap_wow64_win7() -> tuple[DumpBuilder, dict]:
+    """WOW64 on Windows 7 SP1: a 64-bit heap (x64 win7 layout) in PEB64 and two 32-bit heaps
+    (x86 win7 layout) in PEB32."""
+    b = DumpBuilder(arch="x64", os_version=(6, 1, 7601), csd_version="Service Pack 1",
+                    timestamp=1_610_500_000, pid=6961, process_create_time=1_610_499_500,
+                    number_of_processors=4)
+    exe = b.add_module(path=r"C:\Program Files (x86)\Leaky\leaky32.exe", base=0x00F60000,
+                       size=0x1D000, file_version=(1, 2, 0, 0), timestamp=0x5FF3A1B0,
+                       pdb_name=r"C:\build\leaky\Win32\Release\leaky32.pdb", pdb_guid=GUID_EXE,
+                       pdb_age=5)
+    ntdll = b.add_module(path=r"C:\Windows\SYSTEM32\ntdll.dll", base=0x77B20000, size=0x1A9000,
+                         file_version=WIN7_NTDLL_VERSION, timestamp=0x4CE7C8F9,
+                         pdb_name="ntdll.pdb", pdb_guid=GUID_NTDLL, pdb_age=2)
+    w64 = b.add_module(path=r"C:\Windows\SYSTEM32\wow64.dll", base=0x74E30000, size=0x3F000,
+                       file_version=WIN7_NTDLL_VERSION, timestamp=0x4CE7C9D0,
+                       pdb_name="wow64.pdb", pdb_guid=GUID_WOW64, pdb_age=1)
+    w64win = b.add_module(path=r"C:\Windows\SYSTEM32\wow64win.dll", base=0x74DD0000, size=0x5C000,
+                          file_version=WIN7_NTDLL_VERSION, timestamp=0x4CE7C9D1,
+                          pdb_name="wow64win.pdb", pdb_guid=GUID_WOW64WIN, pdb_age=1)
+    w64cpu = b.add_module(path=r"C:\Windows\SYSTEM32\wow64cpu.dll", base=0x74DC0000, size=0x8000,
+                          file_version=WIN7_NTDLL_VERSION, timestamp=0x4CE7C9D2,
+                          pdb_name="wow64cpu.pdb", pdb_guid=GUID_WOW64CPU, pdb_age=1)
+    ntdll32 = b.add_module(path=r"C:\Windows\SysWOW64\ntdll.dll", base=0x77D00000, size=0x180000,
+                           file_version=WIN7_NTDLL_VERSION, timestamp=0x4CE7B96E,
+                           pdb_name="wntdll.pdb", pdb_guid=GUID_WNTDLL, pdb_age=2)
+    k32 = b.add_module(path=r"C:\Windows\syswow64\kernel32.dll", base=0x75F60000, size=0x110000,
+                       file_version=WIN7_NTDLL_VERSION, timestamp=0x4CE7B8F0,
+                       pdb_name="wkernel32.pdb", pdb_guid=GUID_WKERNEL32, pdb_age=2)
+    array64, array32 = 0x77C4C8C0, 0x77E04440
+    for m in (exe, w64, w64win, w64cpu, k32):
+        b.add_image_regions(m)
+    b.add_image_regions(ntdll, writable=((array64, array64 + 16 * 8),))
+    b.add_image_regions(ntdll32, writable=((array32, array32 + 16 * 4),))
+
+    # 64-bit heap of the WOW64 layer.
+    h64 = NtHeap(b, 0x00230000, arch="x64", epoch="win7", seed=0x64, flags=PROCESS_HEAP_FLAGS,
+                 reserve=0x10000, committed=[(0, 0x3000)], process_heaps_index=1, fill_tag=0xC4)
+    _plan_blocks(h64.segments[0], [("b", 0x30), ("b", 0x1), ("f", 3), ("b", 0x148), ("b", 0x0)], None)
+    h64.add_virtual(0x01000000, 0x00100010, capture="head")
+    # 32-bit heaps: the standard pair in x86 Windows 7 layout.
+    plan32 = dict(_HEAP_PLAN["x86"], heap0=0x00350000, heap0_seg1=0x02A40000, heap1=0x00480000)
+    mods32 = _Mods(exe, ntdll32, k32, k32)
+    heaps32 = _std_heaps(b, "x86", "win7", mods=mods32, seed=0x3232, plan=plan32)
+
+    wow = Wow64(peb32=0x7EFDE000, teb32_offset=0x2000, process_heap=heaps32[0].address,
+                heaps=[h.address for h in heaps32], process_heaps_array=array32,
+                nt_global_flag=0, max_heaps=16, ldr=0x77E00200)
+    p = Process(b, peb=0x7EFDF000, image_base=exe.base, ldr=0x77C52640, nt_global_flag=0,
+                heaps=[h64.address], max_heaps=16, process_heaps_array=array64, wow64=wow)
+    p.add_thread(0x1B34, teb=0x7EFDB000, stack_start=0x0007E000, stack_size=0x2000,
+                 stack32_base=0x00190000, stack32_limit=0x0018C000)
+    p.add_thread(0x1C08, teb=0x7EFD8000, stack_start=0x001FE000, stack_size=0x2000,
+                 stack32_base=0x00690000, stack32_limit=0x0068E000)
+    for h in [h64] + heaps32:
+        h.finish()
+    p.finish()
+    probes = _heap_probes(b, p, [h64] + heaps32)
+    probes.append(b.probe(wow.peb32 + PEB32.process_heap, 4, "PEB32.ProcessHeap"))
+    probes.append(b.probe(array32, 8, "PEB32 ProcessHeaps[]"))
+    return _finish_heaps("heap_wow64_win7", heap_wow64_win7.__doc__ or "", b, p, [h64],
+                         heaps32=heaps32, probes=probes, finish_process=False)
+
+
+# ---- corrupt variants: Windows 10 2004 x64 (win10_1809 layout) ------------------
+_CORRUPT_BUILD = 19041
+_CORRUPT_SEG = (0x21F4C100000, 0x21F4C300000)   # the process heap's 2nd and 3rd segments
+_CORRUPT_VIRT = (0x21F4D000000, 0x21F4D400000, 0x21F4D800000)
+_OUTSIDE = 0x3E1B0000000                          # no region, not captured
+
+
+def _corrupt_base(extra_heaps: Sequence[int] = ()) -> tuple[DumpBuilder, Process, list[NtHeap]]:
+    plan = _HEAP_PLAN["x64"]
+    heap_list = [plan["heap0"], plan["heap1"]] + list(extra_heaps)
+    b, p, mods = _heap_process("x64", _CORRUPT_BUILD, heaps=heap_list, pid=9090)
+    h0 = NtHeap(b, plan["heap0"], arch="x64", epoch="win10_1809", seed=0xBAD, reserve=0x20000,
+                committed=[(0, 0x4000)], process_heaps_index=1, fill_tag=0xA1)
+    _plan_blocks(h0.segments[0], _PLAN_H0_SEG0[:10], None)
+    s1 = h0.add_segment(_CORRUPT_SEG[0], reserve=0x10000, committed=[(0, 0x3000)])
+    # Twenty 0x1F0-byte blocks with a free one every fifth: headers on all three pages.
+    _plan_blocks(s1, [("f", 4) if i % 5 == 4 else ("b", 0x1F0) for i in range(20)], None)
+    s2 = h0.add_segment(_CORRUPT_SEG[1], reserve=0x10000, committed=[(0, 0x2000)])
+    _plan_blocks(s2, [("b", 0x48), ("b", 0x49), ("f", 2), ("b", 0x4A)], None)
+    for i, addr in enumerate(_CORRUPT_VIRT):
+        h0.add_virtual(addr, 0x100000 + 0x111 * i, capture="head")
+    h1 = NtHeap(b, plan["heap1"], arch="x64", epoch="win10_1809", seed=0xBAE,
+                flags=PRIVATE_HEAP_FLAGS, reserve=0x10000, committed=[(0, 0x2000)],
+                process_heaps_index=2, fill_tag=0xA2)
+    _plan_blocks(h1.segments[0], _PLAN_H1, None)
+    return b, p, [h0, h1]
+
+
+def heap_bad_checksum() -> tuple[DumpBuilder, dict]:
+    """One entry mid-segment (2nd segment of the process heap) has a wrong SmallTagIndex;
+    the segment walk stops there, everything else is intact."""
+    b, p, heaps = _corrupt_base()
+    s1 = heaps[0].segments[1]
+    heaps[0].corrupt_checksum(s1.blocks[8])
+    return _finish_heaps("heap_bad_checksum", heap_bad_checksum.__doc__ or "", b, p, heaps)
+
+
+def heap_cyclic_segment_list() -> tuple[DumpBuilder, dict]:
+    """The last segment's SegmentListEntry.Flink points back at the 2nd segment instead of
+    _HEAP.SegmentList; all three segments are still reported, once each."""
+    b, p, heaps = _corrupt_base()
+    heaps[0].loop_segment_list(2, 1)
+    return _finish_heaps("heap_cyclic_segment_list", heap_cyclic_segment_list.__doc__ or "",
+                         b, p, heaps)
+
+
+def heap_cyclic_virtual_list() -> tuple[DumpBuilder, dict]:
+    """The 3rd virtual block's Flink points back at the 2nd; all three are reported once."""
+    b, p, heaps = _corrupt_base()
+    heaps[0].loop_virtual_list(2, 1)
+    return _finish_heaps("heap_cyclic_virtual_list", heap_cyclic_virtual_list.__doc__ or "",
+                         b, p, heaps)
+
+
+def heap_pointer_outside_dump() -> tuple[DumpBuilder, dict]:
+    """The 2nd virtual block's Flink points at an address the dump does not capture; the 3rd
+    virtual block is unreachable forwards (still listed in heaps[].virtual_blocks)."""
+    b, p, heaps = _corrupt_base()
+    heaps[0].break_virtual_link(1, _OUTSIDE)
+    return _finish_heaps("heap_pointer_outside_dump", heap_pointer_outside_dump.__doc__ or "",
+                         b, p, heaps)
+
+
+def heap_page_missing() -> tuple[DumpBuilder, dict]:
+    """The 2nd page of the process heap's 2nd segment is committed but not in the dump; the
+    walk of that segment stops at the first entry on it."""
+    b, p, heaps = _corrupt_base()
+    heaps[0].drop_page(_CORRUPT_SEG[0] + 0x1000)
+    return _finish_heaps("heap_page_missing", heap_page_missing.__doc__ or "", b, p, heaps)
+
+
+def heap_not_nt() -> tuple[DumpBuilder, dict]:
+    """ProcessHeaps[2] points at a captured page with neither 0xFFEEFFEE nor 0xDDEEDDEE."""
+    bogus = 0x21F4F000000
+    b, p, heaps = _corrupt_base([bogus])
+    rec = write_not_a_heap(b, bogus, "x64")
+    return _finish_heaps("heap_not_nt", heap_not_nt.__doc__ or "", b, p, heaps + [rec])
+
+
+def heap_segment_heap() -> tuple[DumpBuilder, dict]:
+    """ProcessHeaps[1] is a segment heap (0xDDEEDDEE at +0x10): listed, not walked."""
+    plan = _HEAP_PLAN["x64"]
+    seg_heap = 0x21F4F000000
+    b, p, heaps = _corrupt_base()
+    p.heaps = [plan["heap0"], seg_heap, plan["heap1"]]
+    heaps[1].process_heaps_index = 3
+    rec = write_segment_heap_stub(b, seg_heap, "x64")
+    return _finish_heaps("heap_segment_heap", heap_segment_heap.__doc__ or "", b, p,
+                         [heaps[0], rec, heaps[1]])
+
+
+HEAP_SCENARIOS: dict[str, Scenario] = {}
+for _ep, _build in HEAP_EPOCH_BUILDS.items():
+    for _arch in ("x86", "x64"):
+        HEAP_SCENARIOS[f"heap_{_ep}_{_arch}"] = _heap_epoch_scenario(_ep, _arch, _build)
+HEAP_SCENARIOS.update({
+    "heap_wow64_win7": heap_wow64_win7,
+    "heap_ust_win7_x64": heap_ust_win7_x64,
+    "heap_ust_win10_x86": heap_ust_win10_x86,
+    "heap_bad_checksum": heap_bad_checksum,
+    "heap_cyclic_segment_list": heap_cyclic_segment_list,
+    "heap_cyclic_virtual_list": heap_cyclic_virtual_list,
+    "heap_pointer_outside_dump": heap_pointer_outside_dump,
+    "heap_page_missing": heap_page_missing,
+    "heap_not_nt": heap_not_nt,
+    "heap_segment_heap": heap_segment_heap,
+})
+
+
 SCENARIOS: dict[str, Scenario] = {
     "x86_win7": x86_win7,
     "x64_win10": x64_win10,
@@ -386,4 +806,5 @@ SCENARIOS: dict[str, Scenario] = {
     "peb_not_captured": peb_not_captured,
     "no_memory_info": no_memory_info,
     "no_threads": no_threads,
+    **HEAP_SCENARIOS,
 }

@@ -59,3 +59,37 @@ def test_windows_xp_has_no_layout() -> None:
     assert len(dump.modules) > 0 and len(dump.threads) > 0
     with pytest.raises(ntheap.UnsupportedDumpError, match="2600"):
         dump.peb
+
+
+def test_wow64_fizzbuzz_heaps() -> None:
+    """PROVENANCE: five NT heaps; 0x700000 has LFH and one virtual block at 0xe0000 with
+    CommitSize 0xd4000 holding the LFH structure (FrontEndHeap 0xe0020)."""
+    dump = ntheap.Dump(real_dump("lldb-fizzbuzz_wow64.dmp"))
+    heaps = dump.heaps
+    assert [(h.address, h.arch, h.wow64_32bit) for h in heaps] == [
+        (0x500000, "x64", False), (0x10000, "x64", False), (0x20000, "x64", False),
+        (0x700000, "x86", True), (0x460000, "x86", True),
+    ]
+    assert all(h.kind == "nt" and h.status == "walked" and h.encoding_enabled for h in heaps)
+    assert [h.layout for h in heaps] == ["Win7 SP1 x64"] * 3 + ["Win7 SP1 x86"] * 2
+    assert len(dump.corruption()) == 0
+    p = dump.heap(0x700000)
+    assert p.fast_heap == "LFH" and p.front_end_type == 2
+    (v,) = p.virtual_blocks
+    assert (v.address, v.commit_size, v.user_address) == (0xE0000, 0xD4000, 0xE0020)
+    # Every committed segment byte is covered by exactly one block or one UCR.
+    blocks = dump.blocks()
+    for h in heaps:
+        for s in h.segments:
+            in_seg = blocks["segment"] == s.address
+            covered = int(blocks["size"][in_seg].sum()) + sum(n for _, n in s.ucrs)
+            assert covered == s.last_valid_entry - s.address, hex(s.address)
+    assert not blocks["corruption"].any()
+
+
+def test_win10_heaps_listed_but_not_captured() -> None:
+    dump = ntheap.Dump(real_dump("lldb-sigsegv-win10-x64.dmp"))
+    heaps = dump.heaps
+    assert len(heaps) == dump.peb.number_of_heaps
+    assert all(h.status == "not_captured" for h in heaps)
+    assert set(dump.corruption()["kind_name"]) == {"NotCaptured"}

@@ -1,0 +1,99 @@
+"""WinDbg's heap views (``!heap -s``, ``!heap -h``) over ntheap's heap objects."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, List
+
+from . import _core
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from ._dump import Dump
+
+SUMMARY_COLUMNS = [
+    "heap", "arch", "wow64_32bit", "kind", "status", "flags", "reserved", "committed", "virtual",
+    "free", "list_length", "ucr_blocks", "virtual_blocks", "virtual_block_bytes", "lock_contention",
+    "fast_heap", "external_fragmentation_pct", "layout", "corruption_count",
+]
+
+
+def heap_summary(dump: "Dump") -> "pd.DataFrame":
+    """``!heap -s`` as a DataFrame: one row per heap, sizes in bytes (WinDbg prints KB)."""
+    import pandas as pd
+
+    rows: List[Dict[str, Any]] = []
+    for h in dump.heaps:
+        rows.append(
+            {
+                "heap": h.address,
+                "arch": h.arch,
+                "wow64_32bit": h.wow64_32bit,
+                "kind": h.kind,
+                "status": h.status,
+                "flags": h.flags,
+                "reserved": h.reserved,
+                "committed": h.committed,
+                "virtual": h.virtual_bytes,
+                "free": h.free_bytes,
+                "list_length": h.free_list_length,
+                "ucr_blocks": h.ucr_count,
+                "virtual_blocks": h.virtual_block_count,
+                "virtual_block_bytes": h.virtual_block_bytes,
+                "lock_contention": h.lock_contention,
+                "fast_heap": h.fast_heap,
+                "external_fragmentation_pct": h.external_fragmentation,
+                "layout": h.layout,
+                "corruption_count": h.corruption_count,
+            }
+        )
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def _hex(value: int, width: int) -> str:
+    return f"{value:0{width}x}"
+
+
+def heap_detail_text(dump: "Dump", address: int) -> str:
+    """``!heap -h ADDRESS``: segments with their ranges and committed bytes, flags, granularity,
+    the virtual alloc list and the uncommitted ranges."""
+    h: _core.Heap = dump.heap(address)
+    w = 8 if h.arch == "x86" else 16
+    granularity = 8 if h.arch == "x86" else 16
+    lines = [
+        "Index   Address  Kind      Layout",
+        f"{h.index + 1:>3}:   {_hex(h.address, w)} {h.kind:<8} {h.layout or '-'}"
+        + (f" (chosen by {h.layout_chosen_by})" if h.layout_chosen_by else "")
+        + ("  [WOW64 32-bit heap]" if h.wow64_32bit else ""),
+    ]
+    if h.status != "walked":
+        lines.append(f"    not walked: {h.status}")
+        return "\n".join(lines)
+    for s in h.segments:
+        lines.append(
+            f"    Segment at {_hex(s.base, w)} to {_hex(s.last_valid_entry, w)} ({_hex(s.committed, 8)} bytes committed)"
+            + ("" if s.walked else "  [not walked]")
+        )
+    lines += [
+        f"    Flags:                {h.flags:08x}  {' | '.join(h.flag_names)}",
+        f"    ForceFlags:           {h.force_flags:08x}  {' | '.join(h.force_flag_names)}",
+        f"    Granularity:          {granularity} bytes",
+        f"    Encoded headers:      {'yes' if h.encoding_enabled else 'no'}",
+        f"    Front end:            {h.fast_heap or 'none'}",
+        f"    +ust stack traces:    {'yes' if h.ust else 'no'}",
+        f"    Virtual Alloc List:   {len(h.virtual_blocks)} blocks, {h.virtual_block_bytes:#x} bytes committed",
+    ]
+    for v in h.virtual_blocks:
+        state = f" - corrupt: {v.corruption}" if v.corruption else " - busy"
+        lines.append(
+            f"        {_hex(v.address, w)}: user {_hex(v.user_address, w)} size {v.user_size:#x}"
+            f" [committed {v.commit_size:08x}, reserved {v.reserve_size:08x}]{state}"
+        )
+    ucrs = [(a, n) for s in h.segments for (a, n) in s.ucrs]
+    lines.append(f"    Uncommitted ranges:   {len(ucrs)}")
+    for a, n in ucrs:
+        lines.append(f"            {_hex(a, w)}: {n:08x}  ({n} bytes)")
+    lines.append(f"    Free blocks:          {h.free_list_length} ({h.free_bytes:#x} bytes)")
+    if h.corruption_count:
+        lines.append(f"    Corruption records:   {h.corruption_count} (see Dump.corruption())")
+    return "\n".join(lines)

@@ -1,0 +1,469 @@
+//! `Heap`, `Segment`, `VirtualBlock`: frozen views into one shared walk result, and the block
+//! columns handed to numpy by move.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use numpy::IntoPyArray;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::heap::{BlockColumns, BlockKind, CorruptionKind, HeapInfo, HeapReport, SegmentInfo, VirtualBlockInfo};
+
+/// `_HEAP.Flags` / `ForceFlags` bits (winnt.h HEAP_* creation flags).
+const HEAP_FLAGS: &[(u32, &str)] = &[
+    (0x0000_0001, "HEAP_NO_SERIALIZE"),
+    (0x0000_0002, "HEAP_GROWABLE"),
+    (0x0000_0004, "HEAP_GENERATE_EXCEPTIONS"),
+    (0x0000_0008, "HEAP_ZERO_MEMORY"),
+    (0x0000_0010, "HEAP_REALLOC_IN_PLACE_ONLY"),
+    (0x0000_0020, "HEAP_TAIL_CHECKING_ENABLED"),
+    (0x0000_0040, "HEAP_FREE_CHECKING_ENABLED"),
+    (0x0000_0080, "HEAP_DISABLE_COALESCE_ON_FREE"),
+    (0x0000_0100, "HEAP_CREATE_ALIGN_16"),
+    (0x0000_0200, "HEAP_CREATE_ENABLE_TRACING"),
+    (0x0000_0400, "HEAP_CREATE_ENABLE_EXECUTE"),
+    (0x0000_0800, "HEAP_SETTABLE_USER_VALUE"),
+    (0x0000_1000, "HEAP_VALIDATE_PARAMETERS_ENABLED"),
+    (0x0000_2000, "HEAP_VALIDATE_ALL_ENABLED"),
+    (0x0001_0000, "HEAP_CREATE_SEGMENT_HEAP"),
+    (0x0004_0000, "HEAP_CREATE_HARDENED"),
+    (0x0800_0000, "HEAP_CAPTURE_STACK_BACKTRACES"),
+    (0x1000_0000, "HEAP_SKIP_VALIDATION_CHECKS"),
+    (0x2000_0000, "HEAP_VALIDATE_ALL_ENABLED_2"),
+    (0x4000_0000, "HEAP_FLAG_PAGE_ALLOCS"),
+    (0x8000_0000, "HEAP_PROTECTION_ENABLED"),
+];
+
+fn flag_names(flags: u32) -> Vec<&'static str> {
+    HEAP_FLAGS.iter().filter(|(b, _)| flags & b != 0).map(|&(_, n)| n).collect()
+}
+
+/// One heap of the dump: an NT heap (walked), a segment heap (listed) or an unknown one.
+#[pyclass(frozen, module = "ntheap._core")]
+pub struct Heap {
+    report: Arc<HeapReport>,
+    index: usize,
+}
+
+impl Heap {
+    pub(crate) fn all(report: &Arc<HeapReport>) -> Vec<Heap> {
+        (0..report.heaps.len()).map(|index| Heap { report: Arc::clone(report), index }).collect()
+    }
+
+    fn info(&self) -> &HeapInfo {
+        &self.report.heaps[self.index]
+    }
+}
+
+#[pymethods]
+impl Heap {
+    /// The heap handle: the address of its `_HEAP`.
+    #[getter]
+    fn address(&self) -> u64 {
+        self.info().address
+    }
+
+    /// "nt", "segment" or "unknown".
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.info().kind.name()
+    }
+
+    /// "walked", "not_captured", "not_walked" (segment/unknown heaps) or "no_layout".
+    #[getter]
+    fn status(&self) -> &'static str {
+        self.info().status.name()
+    }
+
+    /// Pointer width of the heap: "x86" for the 32-bit heaps of a WOW64 process.
+    #[getter]
+    fn arch(&self) -> &'static str {
+        self.info().arch.name()
+    }
+
+    /// Whether the heap is listed by the 32-bit PEB of a WOW64 process.
+    #[getter]
+    fn wow64_32bit(&self) -> bool {
+        self.info().wow64_32bit
+    }
+
+    /// Position in its PEB's ProcessHeaps array.
+    #[getter]
+    fn index(&self) -> usize {
+        self.info().index
+    }
+
+    /// Whether this is its PEB's ProcessHeap (the default heap).
+    #[getter]
+    fn is_process_heap(&self) -> bool {
+        self.info().is_process_heap
+    }
+
+    /// The structure-layout row used, e.g. "Win7 SP1 x64", or None.
+    #[getter]
+    fn layout(&self) -> Option<&'static str> {
+        self.info().layout.as_ref().map(|l| l.name())
+    }
+
+    /// How the layout was chosen: "build" (the dump's OS build) or "validation".
+    #[getter]
+    fn layout_chosen_by(&self) -> Option<&'static str> {
+        self.info().layout.as_ref().map(|l| l.chosen_by.name())
+    }
+
+    /// `_HEAP.Flags`.
+    #[getter]
+    fn flags(&self) -> u32 {
+        self.info().flags
+    }
+
+    /// Names of the bits set in flags (winnt.h HEAP_*).
+    #[getter]
+    fn flag_names(&self) -> Vec<&'static str> {
+        flag_names(self.info().flags)
+    }
+
+    /// `_HEAP.ForceFlags`.
+    #[getter]
+    fn force_flags(&self) -> u32 {
+        self.info().force_flags
+    }
+
+    /// Names of the bits set in force_flags.
+    #[getter]
+    fn force_flag_names(&self) -> Vec<&'static str> {
+        flag_names(self.info().force_flags)
+    }
+
+    /// Whether block headers are encoded (EncodeFlagMask & 0x100000).
+    #[getter]
+    fn encoding_enabled(&self) -> bool {
+        self.info().encoding_enabled
+    }
+
+    /// Whether busy blocks carry a +ust stack-trace header.
+    #[getter]
+    fn ust(&self) -> bool {
+        self.info().ust
+    }
+
+    /// FrontEndHeapType: 0 none, 1 look-aside, 2 LFH (None when unknown).
+    #[getter]
+    fn front_end_type(&self) -> Option<u8> {
+        self.info().front_end_type
+    }
+
+    /// "LFH", "LAL" or "" (WinDbg's "Fast heap" column).
+    #[getter]
+    fn fast_heap(&self) -> &'static str {
+        self.info().summary.fast_heap()
+    }
+
+    /// Reserved bytes of the heap's segments (WinDbg "Reserv").
+    #[getter]
+    fn reserved(&self) -> u64 {
+        self.info().summary.reserved
+    }
+
+    /// Committed bytes of the heap's segments (WinDbg "Commit").
+    #[getter]
+    fn committed(&self) -> u64 {
+        self.info().summary.committed
+    }
+
+    /// WinDbg "Virt" bytes (reserved less large uncommitted ranges), when known.
+    #[getter]
+    fn virtual_bytes(&self) -> Option<u64> {
+        self.info().summary.virtual_bytes
+    }
+
+    /// Bytes in free back-end blocks (WinDbg "Free").
+    #[getter]
+    fn free_bytes(&self) -> u64 {
+        self.info().summary.free_bytes
+    }
+
+    /// Number of free back-end blocks (WinDbg "List length").
+    #[getter]
+    fn free_list_length(&self) -> u64 {
+        self.info().summary.free_blocks
+    }
+
+    /// Number of uncommitted ranges (WinDbg "UCR").
+    #[getter]
+    fn ucr_count(&self) -> u64 {
+        self.info().summary.ucr_count
+    }
+
+    /// Number of VirtualAllocdBlocks entries (WinDbg "Virt blocks").
+    #[getter]
+    fn virtual_block_count(&self) -> u64 {
+        self.info().summary.virtual_block_count
+    }
+
+    /// Committed bytes of all virtual blocks.
+    #[getter]
+    fn virtual_block_bytes(&self) -> u64 {
+        self.info().summary.virtual_block_bytes
+    }
+
+    /// Lock contention count (WinDbg "Lock cont."), when the heap lock can be read.
+    #[getter]
+    fn lock_contention(&self) -> Option<u32> {
+        self.info().summary.lock_contention
+    }
+
+    /// External fragmentation in percent (free / committed), as WinDbg prints it.
+    #[getter]
+    fn external_fragmentation(&self) -> Option<u64> {
+        self.info().summary.external_fragmentation_pct()
+    }
+
+    /// The heap's segments, its own first.
+    #[getter]
+    fn segments(&self) -> Vec<Segment> {
+        self.info().segments.iter().map(|s| Segment::from_info(s, self.info().address)).collect()
+    }
+
+    /// The heap's large blocks (VirtualAllocdBlocks), in list order.
+    #[getter]
+    fn virtual_blocks(&self) -> Vec<VirtualBlock> {
+        let heap = self.info().address;
+        self.info().virtual_blocks.iter().map(|v| VirtualBlock::from_info(v, heap)).collect()
+    }
+
+    /// Number of rows this heap has in `Dump.blocks()`.
+    #[getter]
+    fn block_count(&self) -> usize {
+        self.info().blocks.len()
+    }
+
+    /// Number of corruption records for this heap.
+    #[getter]
+    fn corruption_count(&self) -> usize {
+        self.info().corruption_count
+    }
+
+    /// This heap's rows of `Dump.blocks()`, as an `ntheap.Table`.
+    fn blocks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let range = self.info().blocks.clone();
+        let cols = py.detach(|| slice_columns(&self.report.blocks, range));
+        let dict = columns_to_dict(py, cols)?;
+        py.import("ntheap._dump")?.call_method1("block_table", (dict,))
+    }
+
+    fn __repr__(&self) -> String {
+        let h = self.info();
+        match h.status.name() {
+            "walked" => format!(
+                "Heap({:#x}, {} {}, {} segments, committed={:#x}, {} virtual blocks ({:#x} bytes), {} blocks{})",
+                h.address,
+                h.kind.name(),
+                h.arch,
+                h.segments.len(),
+                h.summary.committed,
+                h.summary.virtual_block_count,
+                h.summary.virtual_block_bytes,
+                h.blocks.len(),
+                if h.corruption_count > 0 {
+                    format!(", {} corruption records", h.corruption_count)
+                } else {
+                    String::new()
+                }
+            ),
+            status => format!("Heap({:#x}, {} {}, {status})", h.address, h.kind.name(), h.arch),
+        }
+    }
+}
+
+/// A heap segment: the heap's own first segment or a `_HEAP_SEGMENT` on its SegmentList.
+#[pyclass(frozen, eq, module = "ntheap._core")]
+#[derive(Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// Address of the `_HEAP_SEGMENT`.
+    #[pyo3(get)]
+    address: u64,
+    /// The owning heap.
+    #[pyo3(get)]
+    heap: u64,
+    /// BaseAddress.
+    #[pyo3(get)]
+    base: u64,
+    /// FirstEntry.
+    #[pyo3(get)]
+    first_entry: u64,
+    /// LastValidEntry: end of the reserved range.
+    #[pyo3(get)]
+    last_valid_entry: u64,
+    /// NumberOfPages.
+    #[pyo3(get)]
+    number_of_pages: u32,
+    /// NumberOfUnCommittedPages.
+    #[pyo3(get)]
+    uncommitted_pages: u32,
+    /// Reserved bytes (NumberOfPages × 4096).
+    #[pyo3(get)]
+    reserved: u64,
+    /// Committed bytes.
+    #[pyo3(get)]
+    committed: u64,
+    /// Uncommitted ranges as (address, size) pairs, by address.
+    #[pyo3(get)]
+    ucrs: Vec<(u64, u64)>,
+    /// Whether the segment's entries were walked.
+    #[pyo3(get)]
+    walked: bool,
+    /// Number of block rows in this segment.
+    #[pyo3(get)]
+    block_count: usize,
+}
+
+impl Segment {
+    fn from_info(s: &SegmentInfo, heap: u64) -> Self {
+        Segment {
+            address: s.address,
+            heap,
+            base: s.base,
+            first_entry: s.first_entry,
+            last_valid_entry: s.last_valid_entry,
+            number_of_pages: s.number_of_pages,
+            uncommitted_pages: s.uncommitted_pages,
+            reserved: s.reserved_bytes,
+            committed: s.committed_bytes,
+            ucrs: s.ucrs.iter().map(|u| (u.address, u.size)).collect(),
+            walked: s.walked,
+            block_count: s.blocks.len(),
+        }
+    }
+}
+
+#[pymethods]
+impl Segment {
+    fn __repr__(&self) -> String {
+        format!(
+            "Segment({:#x}, {:#x}..{:#x}, committed={:#x}, {} UCRs, {} blocks)",
+            self.address,
+            self.base,
+            self.last_valid_entry,
+            self.committed,
+            self.ucrs.len(),
+            self.block_count
+        )
+    }
+}
+
+/// A large allocation on a heap's VirtualAllocdBlocks list (`_HEAP_VIRTUAL_ALLOC_ENTRY`).
+#[pyclass(frozen, eq, module = "ntheap._core")]
+#[derive(Clone, PartialEq, Eq)]
+pub struct VirtualBlock {
+    /// Address of the `_HEAP_VIRTUAL_ALLOC_ENTRY` (the start of its VirtualAlloc region).
+    #[pyo3(get)]
+    address: u64,
+    /// Address of its BusyBlock `_HEAP_ENTRY`.
+    #[pyo3(get)]
+    header_address: u64,
+    /// The pointer HeapAlloc returned.
+    #[pyo3(get)]
+    user_address: u64,
+    /// CommitSize (bytes, including the header).
+    #[pyo3(get)]
+    commit_size: u64,
+    /// ReserveSize.
+    #[pyo3(get)]
+    reserve_size: u64,
+    /// Requested size.
+    #[pyo3(get)]
+    user_size: u64,
+    /// Decoded BusyBlock flags.
+    #[pyo3(get)]
+    flags: u8,
+    /// Address of its `_RTL_STACK_TRACE_ENTRY` (+ust), or 0.
+    #[pyo3(get)]
+    stack_trace_entry: u64,
+    /// What is wrong with it, or None.
+    #[pyo3(get)]
+    corruption: Option<&'static str>,
+    /// The owning heap's address.
+    #[pyo3(get)]
+    heap: u64,
+}
+
+impl VirtualBlock {
+    fn from_info(v: &VirtualBlockInfo, heap: u64) -> Self {
+        VirtualBlock {
+            address: v.address,
+            header_address: v.header_address,
+            user_address: v.user_address,
+            commit_size: v.commit_size,
+            reserve_size: v.reserve_size,
+            user_size: v.user_size,
+            flags: v.flags,
+            stack_trace_entry: v.stack_trace_entry,
+            corruption: v.corrupt.map(CorruptionKind::name),
+            heap,
+        }
+    }
+}
+
+#[pymethods]
+impl VirtualBlock {
+    fn __repr__(&self) -> String {
+        format!(
+            "VirtualBlock({:#x}, heap={:#x}, user={:#x}+{:#x}, commit={:#x}, reserve={:#x}{})",
+            self.address,
+            self.heap,
+            self.user_address,
+            self.user_size,
+            self.commit_size,
+            self.reserve_size,
+            self.corruption.map_or(String::new(), |c| format!(", corrupt: {c}"))
+        )
+    }
+}
+
+/// A copy of rows `r` of `c` (one memcpy per column).
+pub(crate) fn slice_columns(c: &BlockColumns, r: Range<usize>) -> BlockColumns {
+    BlockColumns {
+        heap: c.heap[r.clone()].to_vec(),
+        segment: c.segment[r.clone()].to_vec(),
+        address: c.address[r.clone()].to_vec(),
+        user_address: c.user_address[r.clone()].to_vec(),
+        size: c.size[r.clone()].to_vec(),
+        user_size: c.user_size[r.clone()].to_vec(),
+        busy: c.busy[r.clone()].to_vec(),
+        kind: c.kind[r.clone()].to_vec(),
+        flags: c.flags[r.clone()].to_vec(),
+        unused_bytes: c.unused_bytes[r.clone()].to_vec(),
+        corrupt: c.corrupt[r.clone()].to_vec(),
+        stack_trace_entry: c.stack_trace_entry[r].to_vec(),
+    }
+}
+
+/// Move each column into a numpy array (no copy) in a dict.
+pub(crate) fn columns_to_dict(py: Python<'_>, c: BlockColumns) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("heap", c.heap.into_pyarray(py))?;
+    d.set_item("segment", c.segment.into_pyarray(py))?;
+    d.set_item("address", c.address.into_pyarray(py))?;
+    d.set_item("user_address", c.user_address.into_pyarray(py))?;
+    d.set_item("size", c.size.into_pyarray(py))?;
+    d.set_item("user_size", c.user_size.into_pyarray(py))?;
+    d.set_item("busy", c.busy.into_pyarray(py))?;
+    d.set_item("kind", c.kind.into_pyarray(py))?;
+    d.set_item("flags", c.flags.into_pyarray(py))?;
+    d.set_item("unused_bytes", c.unused_bytes.into_pyarray(py))?;
+    d.set_item("corruption", c.corrupt.into_pyarray(py))?;
+    d.set_item("stack_trace_entry", c.stack_trace_entry.into_pyarray(py))?;
+    Ok(d)
+}
+
+/// Names of the block kind codes, by code.
+pub(crate) fn block_kind_names() -> Vec<(u8, &'static str)> {
+    BlockKind::ALL.iter().map(|k| (k.code(), k.name())).collect()
+}
+
+/// Names of the corruption kind codes, by code (0 = none).
+pub(crate) fn corruption_kind_names() -> Vec<(u8, &'static str)> {
+    CorruptionKind::ALL.iter().map(|k| (k.code(), k.name())).collect()
+}
