@@ -59,7 +59,11 @@ fn main() {
         best_read = best_read.min(t.elapsed().as_secs_f64());
     }
 
-    println!("dump: {path} ({:.1} MiB), opened in {:.3} ms", dump.file_size() as f64 / 1048576.0, open.as_secs_f64() * 1e3);
+    println!(
+        "dump: {path} ({:.1} MiB), opened in {:.3} ms",
+        dump.file_size() as f64 / 1048576.0,
+        open.as_secs_f64() * 1e3
+    );
     println!("heaps {}, blocks {blocks}, segment bytes {:.1} MiB", report.heaps.len(), bytes as f64 / 1048576.0);
     println!(
         "heap walk into columns      {:>9.1} ms  {:>6.1} M blocks/s  {:>6.2} GiB/s",

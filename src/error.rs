@@ -7,12 +7,13 @@
 //! (`src/python/errors.rs`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can stop a dump from being opened or read.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The file could not be opened or mapped.
@@ -20,8 +21,8 @@ pub enum Error {
     Io {
         /// The path given by the caller.
         path: PathBuf,
-        /// The operating system's error.
-        source: std::io::Error,
+        /// The operating system's error (shared, so that errors can be cloned into batch results).
+        source: Arc<std::io::Error>,
     },
     /// The file is not a minidump at all (wrong signature, empty file).
     #[error("not a minidump: {reason}")]

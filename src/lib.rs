@@ -10,9 +10,13 @@
 //! 4. [`layouts`]: Windows structure offsets per version and architecture, as data.
 //! 5. [`process`]: TEB → PEB (native and WOW64), NtGlobalFlag, the heap list.
 //! 6. [`heap`]: NT heap walk: segments, uncommitted ranges, entries, virtual blocks, as columns.
+//! 7. [`stacks`]: the `+ust` allocation stack of every block, deduplicated into stack ids.
+//! 8. [`symbols`]: frames as `module!symbol+0xoffset` from PDBs, exports or module offsets.
+//! 9. [`allocation`]: which block holds an address (`!heap -p -a`).
 //!
 //! The Python bindings live in `src/python/` behind the `python` feature; the core has no pyo3.
 
+pub mod allocation;
 pub mod dump;
 pub mod error;
 pub mod heap;
@@ -20,6 +24,9 @@ pub mod layouts;
 pub mod mapped;
 pub mod memory;
 pub mod process;
+pub mod scan;
+pub mod stacks;
+pub mod symbols;
 pub mod target;
 
 #[cfg(feature = "python")]

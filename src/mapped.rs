@@ -21,7 +21,7 @@ impl FileBytes {
     /// Map `path` read-only. An empty file is returned as an empty owned buffer, because
     /// mapping zero bytes is an error on some platforms.
     pub fn map(path: &Path) -> Result<Self> {
-        let io_err = |source| Error::Io { path: path.to_path_buf(), source };
+        let io_err = |source| Error::Io { path: path.to_path_buf(), source: std::sync::Arc::new(source) };
         let file = File::open(path).map_err(io_err)?;
         let len = file.metadata().map_err(io_err)?.len();
         if len == 0 {

@@ -15,9 +15,11 @@ cargo test --quiet
 
 # Build and install the package exactly as a user does.
 python3 -m pip install --quiet --force-reinstall --no-deps .
-python3 -m pip install --quiet .
+python3 -m pip install --quiet ".[plot,parquet,dask]"
 
 # pytest exits 5 when it collects no test; with set -e that fails the run, as it must.
+# tests/python/test_notebooks.py executes every notebook under notebooks/ on a kernel of this
+# Python and fails on the first cell that raises.
 python3 -m pytest -q
 python3 -m mypy python/ntheap --ignore-missing-imports
 python3 -m mypy.stubtest ntheap._core --allowlist tests/stubtest-allowlist.txt

@@ -7,8 +7,10 @@ Example:
 """
 
 from ._core import (
+    Allocation,
     CorruptDumpError,
     DumpError,
+    Frame,
     MemoryNotCaptured,
     MissingStreamError,
     Module,
@@ -21,21 +23,48 @@ from ._core import (
     __version__,
 )
 from ._dump import Dump
+from .analysis import (
+    ALLOCATOR_FRAMES,
+    DumpSkippedWarning,
+    diff,
+    growth,
+    size_histogram,
+    top_frame,
+    top_modules,
+    top_stacks,
+)
+from .plotting import plot_growth
+from .scan import ScanResult, scan
+from .stacks import StackTable
 from .table import Table
 
 __all__ = [
+    "ALLOCATOR_FRAMES",
+    "Allocation",
     "CorruptDumpError",
     "Dump",
     "DumpError",
+    "DumpSkippedWarning",
+    "Frame",
     "MemoryNotCaptured",
     "MissingStreamError",
     "Module",
     "NotAMinidumpError",
     "Peb",
+    "ScanResult",
+    "StackTable",
     "StructureNotFoundError",
     "Table",
     "Thread",
     "TruncatedDumpError",
     "UnsupportedDumpError",
     "__version__",
+    "diff",
+    "growth",
+    "plot_growth",
+    "scan",
+    "size_histogram",
+    "top_frame",
+    "top_modules",
+    "top_stacks",
 ]

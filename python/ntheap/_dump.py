@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional
 import numpy as np
 
 from . import _core
+from .stacks import StackTable
 from .table import Table
 from .winconst import MEM_STATE, MEM_TYPE, decode, decode_protect
 
@@ -28,6 +29,11 @@ class Dump(_core.Dump):
 
     The file is memory-mapped; opening costs time proportional to its stream directory and
     memory-range count, not to its size.
+
+    ``Dump(path, symbol_path=None)``: ``symbol_path`` is a debugger symbol path
+    (``srv*C:\\symbols*https://...;D:\\pdbs``) searched for the modules' PDBs; by default the
+    ``_NT_SYMBOL_PATH`` environment variable. Only local directories are read, never a server.
+    Without a matching PDB, frames are named from the modules' exports, else as module+offset.
 
     Example:
         >>> import ntheap
@@ -114,13 +120,28 @@ class Dump(_core.Dump):
         (what HeapAlloc returned), size (bytes incl. header), user_size (requested bytes), busy,
         kind (code; ``to_pandas()`` adds kind_name: backend, virtual, lfh_container,
         segment_header, internal, unparsed), flags (decoded _HEAP_ENTRY flags), unused_bytes,
-        corruption (0 = none; corruption_name in the DataFrame) and stack_trace_entry (+ust).
+        corruption (0 = none; corruption_name in the DataFrame), stack_trace_entry (+ust) and
+        stack_id (int32: the block's stack in ``stacks()``, -1 when it has none).
 
         Example:
             >>> df = dump.blocks().to_pandas()  # doctest: +SKIP
             >>> df[df.busy].groupby("kind_name").user_size.sum()  # doctest: +SKIP
         """
         return block_table(self._block_columns())
+
+    def stacks(self) -> StackTable:
+        """The +ust allocation stacks: one entry per distinct frame sequence, symbolized.
+
+        Blocks refer to them by ``blocks()["stack_id"]``. Without +ust the table is empty and
+        every stack_id is -1. Trace entries that are missing from the dump or malformed are in
+        ``stacks().problems()``.
+
+        Example:
+            >>> df = dump.blocks().to_pandas()  # doctest: +SKIP
+            >>> top = df[df.stack_id >= 0].groupby("stack_id").user_size.sum().nlargest(5)  # doctest: +SKIP
+            >>> [dump.stacks().text(i)[:3] for i in top.index]  # doctest: +SKIP
+        """
+        return StackTable(self._stack_columns())
 
     def corruption(self) -> Table:
         """Everything the heap walk found wrong: heap, address, kind (code), kind_name, detail."""

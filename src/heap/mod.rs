@@ -16,9 +16,9 @@
 //! process's PEB cannot be read at all (then there is no heap list to start from).
 //!
 //! Out of scope for now: the LFH front end (its UserBlocks containers are reported as
-//! [`BlockKind::LfhContainer`] rows), segment heaps (listed, not walked), page heap, and reading
-//! the stack traces that `+ust` blocks point to (their `_RTL_STACK_TRACE_ENTRY` addresses are in
-//! [`BlockColumns::stack_trace_entry`]).
+//! [`BlockKind::LfhContainer`] rows), segment heaps (listed, not walked) and page heap. The stack
+//! traces that `+ust` blocks point to are read by [`crate::stacks`] from the
+//! `_RTL_STACK_TRACE_ENTRY` addresses in [`BlockColumns::stack_trace_entry`].
 
 pub mod columns;
 pub mod corruption;

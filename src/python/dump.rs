@@ -1,17 +1,20 @@
 //! `ntheap._core.Dump` and the small frozen records it hands out.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use numpy::IntoPyArray;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
+use crate::allocation::Allocation as CoreAllocation;
 use crate::dump::{self, Dump};
 use crate::error::Error;
-use crate::heap::{self, HeapReport};
+use crate::heap::HeapReport;
 use crate::process::{self, global_flag_names};
 use crate::python::heap::{columns_to_dict, slice_columns, Heap};
+use crate::python::session::Session;
+use crate::python::stacks::{stack_dict, Allocation, Frame};
 use crate::target::Arch;
 
 /// A loaded module.
@@ -227,19 +230,14 @@ impl From<&process::Peb> for Peb {
 pub struct PyDump {
     inner: Arc<Dump>,
     path: PathBuf,
-    /// The heap walk, done once on first use.
-    heaps: OnceLock<Arc<HeapReport>>,
+    /// The heap walk, stacks, symbolizer and block index, each computed once on first use.
+    session: Arc<Session>,
 }
 
 impl PyDump {
     /// The heap walk, run (without the GIL) on first use and kept.
     fn report(&self, py: Python<'_>) -> PyResult<Arc<HeapReport>> {
-        if let Some(r) = self.heaps.get() {
-            return Ok(Arc::clone(r));
-        }
-        let dump = Arc::clone(&self.inner);
-        let report = Arc::new(py.detach(move || heap::walk(&dump))?);
-        Ok(Arc::clone(self.heaps.get_or_init(|| report)))
+        Ok(self.session.walked(py)?.report)
     }
 }
 
@@ -257,9 +255,25 @@ fn parse_arch(arch: Option<&str>, default: Arch) -> PyResult<Arch> {
 #[pymethods]
 impl PyDump {
     #[new]
-    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let inner = py.detach(|| Dump::open(&path))?;
-        Ok(PyDump { inner: Arc::new(inner), path, heaps: OnceLock::new() })
+    #[pyo3(signature = (path, *, symbol_path=None))]
+    fn new(py: Python<'_>, path: PathBuf, symbol_path: Option<String>) -> PyResult<Self> {
+        let inner = Arc::new(py.detach(|| Dump::open(&path))?);
+        let session = Arc::new(Session::new(Arc::clone(&inner), symbol_path));
+        Ok(PyDump { inner, path, session })
+    }
+
+    /// The symbol path PDBs are looked for in: the `symbol_path` argument, else
+    /// `_NT_SYMBOL_PATH` when the dump was opened, else None. Only local directories are used.
+    #[getter]
+    fn symbol_path(&self) -> Option<String> {
+        self.session.symbol_path.clone()
+    }
+
+    /// The loaded CLR runtime ("clr.dll", "coreclr.dll" or "mscorwks.dll"), or None. When set,
+    /// frames outside every module are likely JIT-compiled managed code (SOS: `!ip2md`).
+    #[getter]
+    fn clr_module(&self) -> Option<String> {
+        crate::symbols::clr_module(&self.inner.info().modules).map(|m| m.name().to_owned())
     }
 
     /// The path the dump was opened from.
@@ -457,15 +471,56 @@ impl PyDump {
     /// Every heap listed by the PEB (and the 32-bit PEB of a WOW64 process), walked.
     #[getter]
     fn heaps(&self, py: Python<'_>) -> PyResult<Vec<Heap>> {
-        Ok(Heap::all(&self.report(py)?))
+        Ok(Heap::all(&self.session.walked(py)?.report, &self.session))
     }
 
     /// Every block of every heap as a dict of numpy arrays (see `ntheap.Dump.blocks`).
     fn _block_columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let report = self.report(py)?;
-        let n = report.blocks.len();
-        let cols = py.detach(|| slice_columns(&report.blocks, 0..n));
-        columns_to_dict(py, cols)
+        let w = self.session.walked(py)?;
+        let n = w.report.blocks.len();
+        let cols = py.detach(|| slice_columns(&w.report.blocks, 0..n));
+        let d = columns_to_dict(py, cols)?;
+        d.set_item("stack_id", w.stacks.block_stack_id.clone().into_pyarray(py))?;
+        Ok(d)
+    }
+
+    /// The +ust stacks of every block, their symbolized frames and problems, as columns (see
+    /// `ntheap.Dump.stacks`).
+    fn _stack_columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let w = self.session.walked(py)?;
+        stack_dict(py, &w.stacks, &self.session.symbolizer())
+    }
+
+    /// The heap block containing `address` (its header, user data or tail; for a large block
+    /// anything from its _HEAP_VIRTUAL_ALLOC_ENTRY to the end of its committed range), with
+    /// its allocation stack; None when no walked block contains it.
+    fn allocation_at(&self, py: Python<'_>, address: u64) -> PyResult<Option<Allocation>> {
+        let w = self.session.walked(py)?;
+        let index = self.session.block_index(py)?;
+        let Some(a) = CoreAllocation::find(&w.report, &w.stacks, &index, address) else { return Ok(None) };
+        let frames = self.session.frames(py, &w.stacks, a.stack_id);
+        let clr = self.clr_module();
+        Ok(Some(Allocation::new(&a, frames, clr.as_deref())))
+    }
+
+    /// Symbolize one code address: module!symbol+offset from a PDB, the exports or the module.
+    fn symbolize(&self, py: Python<'_>, address: u64) -> Frame {
+        let sym = self.session.symbolizer();
+        Frame::from(py.detach(|| sym.symbolize(address)))
+    }
+
+    /// Per module: what symbolization uses ("pdb", "export", "module", or None before any frame
+    /// of the module was symbolized), the PDB file, and why other sources were not used.
+    fn symbol_status(&self) -> Vec<SymbolStatusRow> {
+        self.session
+            .symbolizer()
+            .status()
+            .into_iter()
+            .map(|m| match m.symbols {
+                Some(s) => (m.name, m.base, Some(s.source.name()), s.pdb.map(|p| p.display().to_string()), s.notes),
+                None => (m.name, m.base, None, None, Vec::new()),
+            })
+            .collect()
     }
 
     /// Corruption records as columns: heap, address, kind (code), kind_name, detail.
@@ -499,6 +554,9 @@ impl PyDump {
         )
     }
 }
+
+/// One row of `Dump.symbol_status()`: module name, base, source, PDB path, notes.
+type SymbolStatusRow = (String, u64, Option<&'static str>, Option<String>, Vec<String>);
 
 struct Columns {
     u64s: Vec<(&'static str, Vec<u64>)>,

@@ -9,6 +9,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::heap::{BlockColumns, BlockKind, CorruptionKind, HeapInfo, HeapReport, SegmentInfo, VirtualBlockInfo};
+use crate::python::session::Session;
+use crate::python::stacks::Frame;
 
 /// `_HEAP.Flags` / `ForceFlags` bits (winnt.h HEAP_* creation flags).
 const HEAP_FLAGS: &[(u32, &str)] = &[
@@ -44,11 +46,15 @@ fn flag_names(flags: u32) -> Vec<&'static str> {
 pub struct Heap {
     report: Arc<HeapReport>,
     index: usize,
+    /// The dump's shared state: stacks and the symbolizer.
+    session: Arc<Session>,
 }
 
 impl Heap {
-    pub(crate) fn all(report: &Arc<HeapReport>) -> Vec<Heap> {
-        (0..report.heaps.len()).map(|index| Heap { report: Arc::clone(report), index }).collect()
+    pub(crate) fn all(report: &Arc<HeapReport>, session: &Arc<Session>) -> Vec<Heap> {
+        (0..report.heaps.len())
+            .map(|index| Heap { report: Arc::clone(report), index, session: Arc::clone(session) })
+            .collect()
     }
 
     fn info(&self) -> &HeapInfo {
@@ -226,11 +232,24 @@ impl Heap {
         self.info().segments.iter().map(|s| Segment::from_info(s, self.info().address)).collect()
     }
 
-    /// The heap's large blocks (VirtualAllocdBlocks), in list order.
+    /// The heap's large blocks (VirtualAllocdBlocks), in list order, with their stacks.
     #[getter]
-    fn virtual_blocks(&self) -> Vec<VirtualBlock> {
-        let heap = self.info().address;
-        self.info().virtual_blocks.iter().map(|v| VirtualBlock::from_info(v, heap)).collect()
+    fn virtual_blocks(&self, py: Python<'_>) -> PyResult<Vec<VirtualBlock>> {
+        let h = self.info();
+        let stacks = self.session.walked(py)?.stacks;
+        let b = &self.report.blocks;
+        // The heap's virtual rows were appended with its `virtual_blocks`, in the same order.
+        let rows: Vec<usize> = h.blocks.clone().filter(|&i| b.kind[i] == BlockKind::Virtual.code()).collect();
+        Ok(h.virtual_blocks
+            .iter()
+            .enumerate()
+            .map(|(k, v)| {
+                let row = rows.get(k).copied().filter(|&r| b.address[r] == v.header_address);
+                let stack_id = row.map_or(-1, |r| stacks.stack_of_row(r));
+                let stack = self.session.frames(py, &stacks, stack_id).into_iter().map(Frame::from).collect();
+                VirtualBlock::from_info(v, h.address, stack_id, stack)
+            })
+            .collect())
     }
 
     /// Number of rows this heap has in `Dump.blocks()`.
@@ -248,8 +267,11 @@ impl Heap {
     /// This heap's rows of `Dump.blocks()`, as an `ntheap.Table`.
     fn blocks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let range = self.info().blocks.clone();
+        let stacks = self.session.walked(py)?.stacks;
+        let ids = stacks.block_stack_id.get(range.clone()).map_or_else(Vec::new, <[i32]>::to_vec);
         let cols = py.detach(|| slice_columns(&self.report.blocks, range));
         let dict = columns_to_dict(py, cols)?;
+        dict.set_item("stack_id", ids.into_pyarray(py))?;
         py.import("ntheap._dump")?.call_method1("block_table", (dict,))
     }
 
@@ -357,6 +379,12 @@ impl Segment {
 #[pyclass(frozen, eq, module = "ntheap._core")]
 #[derive(Clone, PartialEq, Eq)]
 pub struct VirtualBlock {
+    /// Index into `Dump.stacks()`, or -1 (no +ust trace, or one that could not be read).
+    #[pyo3(get)]
+    stack_id: i32,
+    /// The allocation stack (+ust), innermost frame first; empty without one.
+    #[pyo3(get)]
+    stack: Vec<Frame>,
     /// Address of the `_HEAP_VIRTUAL_ALLOC_ENTRY` (the start of its VirtualAlloc region).
     #[pyo3(get)]
     address: u64,
@@ -390,8 +418,10 @@ pub struct VirtualBlock {
 }
 
 impl VirtualBlock {
-    fn from_info(v: &VirtualBlockInfo, heap: u64) -> Self {
+    fn from_info(v: &VirtualBlockInfo, heap: u64, stack_id: i32, stack: Vec<Frame>) -> Self {
         VirtualBlock {
+            stack_id,
+            stack,
             address: v.address,
             header_address: v.header_address,
             user_address: v.user_address,

@@ -3,6 +3,9 @@
 mod dump;
 mod errors;
 mod heap;
+mod scan;
+mod session;
+mod stacks;
 
 /// The compiled core of ntheap. Use the `ntheap` package, which wraps it.
 #[pyo3::pymodule(gil_used = false)]
@@ -18,6 +21,10 @@ mod _core {
     };
     #[pymodule_export]
     use super::heap::{Heap, Segment, VirtualBlock};
+    #[pymodule_export]
+    use super::scan::ScanJob;
+    #[pymodule_export]
+    use super::stacks::{Allocation, Frame};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -25,6 +32,8 @@ mod _core {
         m.add("GLOBAL_FLAGS", crate::process::GLOBAL_FLAGS.to_vec())?;
         m.add("BLOCK_KINDS", super::heap::block_kind_names())?;
         m.add("CORRUPTION_KINDS", super::heap::corruption_kind_names())?;
+        m.add("STACK_PROBLEM_KINDS", super::stacks::stack_problem_kind_names())?;
+        m.add("FRAME_SOURCES", super::stacks::frame_source_names())?;
         Ok(())
     }
 }

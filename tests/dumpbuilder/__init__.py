@@ -2,9 +2,11 @@
 
     import sys; sys.path.insert(0, "tests")
     from dumpbuilder import DumpBuilder, Process, Wow64, NtHeap, StackTraceDatabase
+    b.add_pe_module("C:/app/halcon.dll", base, size, exports={"HXmalloc": 0x11D4C0})
+    b.frame_text(base + 0x11D54B)        # 'halcon!HXmalloc+0x8b'
 
 The structures are transcribed independently of the project's reader (see
-structs.py, process.py and heap_layouts.py for the sources), so a mistake in the reader shows
+structs.py, process.py, heap_layouts.py and pe.py for the sources), so a mistake in the reader shows
 up as a disagreement with these fixtures instead of being copied into them.
 """
 
@@ -35,6 +37,16 @@ from .heap import (
     write_segment_heap_stub,
 )
 from .heap_layouts import EPOCHS, HEAP_LAYOUTS, epoch_for_build, heap_layout
+from .pe import CAPTURES, CORRUPT_EXPORTS, CodeView, PeImage, build_image, load_image
+from .symbols import (
+    ALLOCATOR_FUNCTIONS,
+    ALLOCATOR_MODULES,
+    TEXT_CONVENTIONS,
+    PdbFunctions,
+    Symbolizer,
+    stack_report,
+    tiny_pdb,
+)
 from .structs import (
     MEM_COMMIT,
     MEM_FREE,
@@ -49,6 +61,11 @@ from .structs import (
     PAGE_READWRITE,
 )
 
+# scenarios.py registers stack_scenarios.STACK_SCENARIOS at its end, and
+# stack_scenarios.py builds on scenarios.py: importing scenarios first keeps that
+# cycle working whichever module a caller imports.
+from . import scenarios  # noqa: E402,F401
+
 __all__ = [
     "ARCHES", "LISTS", "PAGE", "STREAM_ORDER", "DumpBuilder", "Layout", "MemoryNotCaptured",
     "MemoryRange", "Module", "Region", "Thread", "pattern", "structs",
@@ -58,4 +75,7 @@ __all__ = [
     "Wow64", "EPOCHS", "HEAP_CONVENTIONS", "HEAP_LAYOUTS", "NtHeap", "Segment",
     "StackTraceDatabase", "VirtualBlock", "busy_block_size", "epoch_for_build", "heap_layout",
     "write_not_a_heap", "write_segment_heap_stub",
+    "CAPTURES", "CORRUPT_EXPORTS", "CodeView", "PeImage", "build_image", "load_image",
+    "ALLOCATOR_FUNCTIONS", "ALLOCATOR_MODULES", "TEXT_CONVENTIONS", "PdbFunctions", "Symbolizer",
+    "stack_report", "tiny_pdb",
 ]

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, Union
 
+from . import pe as pefmt
 from . import structs as fmt
 
 ARCHES = ("x86", "x64")
@@ -67,6 +68,10 @@ def pattern(address: int, size: int, tag: int) -> bytes:
     blob = struct.pack(f"<{len(words)}I", *words)
     skip = address - first
     return blob[skip:skip + size]
+
+
+def _page_up(v: int) -> int:
+    return (v + PAGE - 1) & ~(PAGE - 1)
 
 
 def _canon_stream(name: str) -> str:
@@ -119,10 +124,17 @@ class Module:
     pdb_guid: uuid.UUID | None = None
     pdb_age: int = 0
     product_version: tuple[int, int, int, int] | None = None
+    image: pefmt.PeImage | None = None     # PE image mapped into the dump (add_pe_module)
+    capture: str = "none"                  # how much of the image the dump holds
 
     @property
     def name(self) -> str:
         return self.path.replace("/", "\\").rsplit("\\", 1)[-1]
+
+    @property
+    def stem(self) -> str:
+        """The name WinDbg shows before '!': the file name without its extension."""
+        return self.name.rsplit(".", 1)[0] if "." in self.name else self.name
 
     @property
     def end(self) -> int:
@@ -241,6 +253,85 @@ class DumpBuilder:
         self.modules.append(m)
         return m
 
+    def add_pe_module(self, path: str, base: int, size: int | None = None, arch: str | None = None,
+                      exports: dict[str, int] | None = None,
+                      forwarders: dict[str, str] | None = None, *,
+                      pdb_name: str | None = None, pdb_guid: uuid.UUID | None = None,
+                      pdb_age: int = 0, capture: str = "headers_and_exports",
+                      corrupt_exports: str | None = None, ordinal_base: int = 1,
+                      eat_gaps: int = 0, sections: list[tuple[str, int, int, int]] | None = None,
+                      image_bytes: bytes | None = None,
+                      file_version: tuple[int, int, int, int] = (0, 0, 0, 0), timestamp: int = 0,
+                      checksum: int = 0, memory_list: str = "mem64") -> Module:
+        """A module whose PE image is mapped into the dump (headers at ``base``, each
+        section at its RVA) with MEM_IMAGE regions per section.
+
+        Synthetic image: ``exports`` {name: rva} (in .text), ``forwarders`` {name:
+        "DLL.Function"}, a CodeView debug directory when pdb_name/pdb_guid are given
+        (the same RSDS record goes into the ModuleList).  ``image_bytes``: the bytes of
+        a real PE file instead (tests/pdb/tiny.dll), mapped as the loader does; its own
+        CodeView record is used unless pdb_guid/pdb_age override it (the mapped copy is
+        patched to match).  ``capture``: "full" (every page of the image),
+        "headers_and_exports" (the header page and the pages holding the export
+        directory, debug directory and CodeView record) or "none" (regions only).
+        ``corrupt_exports``: "bad_rva" | "huge_count" | "names_out_of_image" (pe.py)."""
+        if capture not in pefmt.CAPTURES:
+            raise ValueError(f"capture must be one of {pefmt.CAPTURES}")
+        name = path.replace("/", "\\").rsplit("\\", 1)[-1]
+        if image_bytes is not None:
+            if exports or forwarders or corrupt_exports or sections:
+                raise ValueError("a real image brings its own exports and sections")
+            img = pefmt.load_image(image_bytes, name)
+            if size is not None and size != img.size_of_image:
+                raise ValueError("size differs from the image's SizeOfImage")
+            if arch is not None and arch != img.arch:
+                raise ValueError("arch differs from the image's Machine")
+            if base != img.preferred_base:
+                img.rebase(base)
+            if img.codeview is not None and (pdb_guid is not None or pdb_name is not None
+                                             or pdb_age):
+                pefmt.replace_codeview(img, pefmt.CodeView(
+                    pdb_guid or img.codeview.guid, pdb_age or img.codeview.age,
+                    pdb_name or img.codeview.pdb_name))
+        else:
+            if size is None:
+                raise ValueError("size is needed for a synthetic image")
+            if (pdb_name is None) != (pdb_guid is None):
+                raise ValueError("pdb_name and pdb_guid go together")
+            cv = (pefmt.CodeView(pdb_guid, pdb_age, pdb_name)
+                  if pdb_guid is not None and pdb_name is not None else None)
+            img = pefmt.build_image(name, arch or self.arch, size, exports=exports,
+                                    forwarders=forwarders, ordinal_base=ordinal_base,
+                                    eat_gaps=eat_gaps, codeview=cv, timestamp=timestamp,
+                                    sections=sections, image_base=base,
+                                    dll=not name.lower().endswith(".exe"),
+                                    corrupt_exports=corrupt_exports)
+        if img.arch == "x64" and self.arch == "x86":
+            raise ValueError("a 64-bit image in a 32-bit dump")
+        cvr = img.codeview
+        m = self.add_module(path, base, img.size_of_image, file_version=file_version,
+                            timestamp=timestamp, checksum=checksum,
+                            pdb_name=cvr.pdb_name if cvr else None,
+                            pdb_guid=cvr.guid if cvr else None, pdb_age=cvr.age if cvr else 0)
+        m.image = img
+        m.capture = capture
+        hdr_end = _page_up(len(img.headers))
+        alloc = dict(allocation_base=base, allocation_protect=fmt.PAGE_EXECUTE_WRITECOPY,
+                     type=fmt.MEM_IMAGE, state=fmt.MEM_COMMIT)
+        self.add_region(base, hdr_end, protect=fmt.PAGE_READONLY, **alloc)
+        pos = hdr_end
+        for sec in img.sections:
+            if sec.rva > pos:     # a hole between sections: reserved, no access
+                self.add_region(base + pos, sec.rva - pos, protect=fmt.PAGE_NOACCESS, **alloc)
+            end = min(sec.mapped_end, img.size_of_image)
+            self.add_region(base + sec.rva, end - sec.rva, protect=sec.protect, **alloc)
+            pos = end
+        if pos < img.size_of_image:
+            self.add_region(base + pos, img.size_of_image - pos, protect=fmt.PAGE_NOACCESS, **alloc)
+        for lo, hi in img.capture_spans(capture):
+            self.add_memory(base + lo, img.mapped(lo, hi - lo), list=memory_list)
+        return m
+
     def add_thread(self, tid: int, teb: int, stack_start: int, stack_bytes: bytes = b"",
                    suspend_count: int = 0, priority_class: int = fmt.NORMAL_PRIORITY_CLASS,
                    priority: int = 0, stack_list: str = "mem") -> Thread:
@@ -306,6 +397,12 @@ class DumpBuilder:
             if m.base <= address < m.end:
                 return m
         return None
+
+    def frame_text(self, address: int, pdbs: tuple = ()) -> str:
+        """The expected symbol text of a stack frame (symbols.TEXT_CONVENTIONS):
+        module!Export+0xoff, module+0xoff, or 0x<address> outside every module."""
+        from .symbols import Symbolizer
+        return Symbolizer(self, pdbs).text(address)
 
     def region_containing(self, address: int) -> Region | None:
         for r in self.regions:
@@ -613,6 +710,12 @@ class DumpBuilder:
                 "pdb_age": m.pdb_age if m.pdb_guid else None,
                 "debug_id": (m.pdb_guid.hex.upper() + f"{m.pdb_age:X}") if m.pdb_guid else None,
             })
+            if m.image is not None:
+                img = m.image.expected()
+                img["capture"] = m.capture
+                img["captured_spans"] = [{"rva": lo, "size": hi - lo}
+                                         for lo, hi in m.image.capture_spans(m.capture)]
+                modules[-1]["image"] = img
         threads = [{"id": t.tid, "teb": t.teb, "stack_start": t.stack_start,
                     "stack_size": t.stack_size, "suspend_count": t.suspend_count}
                    for t in self.threads]

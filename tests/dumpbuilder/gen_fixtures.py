@@ -4,9 +4,12 @@
 
 For each scenario NAME: NAME.dmp and NAME.json (the heap_* scenarios add
 heaps[], heaps32[], stack_trace_db, heap_conventions and corruption[] to the
-JSON; see scenarios.py).  Malformed inputs:
+JSON; see scenarios.py; the stacks_* scenarios add symbols, stack_blocks[] and
+stacks[], see stack_scenarios.py).  Malformed inputs:
 empty.dmp, garbage.dmp, truncated.dmp, bad_directory.dmp, each with a .json
-that says what is wrong with it.  Output is byte-for-byte deterministic.
+that says what is wrong with it.  series_with_corrupt/: three dumps of one
+process an hour apart and a fourth one cut inside its ModuleListStream, with
+series_with_corrupt.json (series.py).  Output is byte-for-byte deterministic.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from dumpbuilder import structs as fmt  # noqa: E402
     from dumpbuilder.scenarios import SCENARIOS  # noqa: E402
+    from dumpbuilder.series import leaky_dump, series_expected  # noqa: E402
 else:
     from . import structs as fmt
     from .scenarios import SCENARIOS
+    from .series import leaky_dump, series_expected
 
 DEFAULT_OUTDIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
 GARBAGE_SIZE = 4096
@@ -108,6 +113,65 @@ def malformed(x64_win10_bytes: bytes,
     return out
 
 
+SERIES_DIR = "series_with_corrupt"
+SERIES_START = (2026, 3, 3, 8)
+
+
+def _stream_status(streams: list[tuple[str, int, int, int]], cut: int) -> list[dict]:
+    out = []
+    for name, stype, rva, size in streams:
+        state = "intact" if rva + size <= cut else ("missing" if rva >= cut else "cut")
+        out.append({"name": name, "type": stype, "rva": rva, "size": size, "state": state})
+    return out
+
+
+def series_with_corrupt(outdir: str) -> list[str]:
+    """Three good dumps of one process an hour apart, and the fourth dump cut inside
+    its ModuleListStream (open fails), for batch processing of a folder."""
+    folder = os.path.join(outdir, SERIES_DIR)
+    os.makedirs(folder, exist_ok=True)
+    written, good = [], []
+    for hour in range(4):
+        b, exp, rows = leaky_dump(hour, start=SERIES_START, small_per_hour=10, name="batch")
+        data = b.to_bytes()
+        path = os.path.join(folder, exp["scenario"] + ".dmp")
+        if hour < 3:
+            with open(path, "wb") as f:
+                f.write(data)
+            good.append((exp, rows))
+        else:
+            streams = b.layout().streams
+            by_name = {st[0]: st for st in streams}
+            _, mtype, mrva, msize = by_name["ModuleListStream"]
+            cut = mrva + msize // 2
+            with open(path, "wb") as f:
+                f.write(data[:cut])
+            corrupt = {
+                "file": os.path.basename(path), "kind": "truncated", "original_size": len(data),
+                "size": cut, "cut_stream": "ModuleListStream", "cut_stream_type": mtype,
+                "cut_stream_rva": mrva, "cut_stream_size": msize,
+                "cut_offset_in_stream": cut - mrva, "streams": _stream_status(streams, cut),
+                "timestamp": exp["timestamp"],
+                "expect": "open fails (truncated: ModuleListStream and every later stream end "
+                          "past EOF); a batch over the folder reports this file as failed and "
+                          "still processes the other three",
+            }
+        written.append(path)
+    meta = {
+        "folder": SERIES_DIR,
+        "files": sorted(os.path.basename(p) for p in written),
+        "good": [exp["scenario"] + ".dmp" for exp, _ in good],
+        "good_file_sizes": {exp["scenario"] + ".dmp": os.path.getsize(
+            os.path.join(folder, exp["scenario"] + ".dmp")) for exp, _ in good},
+        "corrupt": [corrupt],
+        "series": series_expected(good, name="batch"),
+    }
+    js = os.path.join(folder, SERIES_DIR + ".json")
+    with open(js, "w", encoding="utf-8", newline="\n") as f:
+        f.write(dump_json(meta))
+    return written + [js]
+
+
 def generate(outdir: str = DEFAULT_OUTDIR) -> list[str]:
     os.makedirs(outdir, exist_ok=True)
     written: list[str] = []
@@ -123,6 +187,7 @@ def generate(outdir: str = DEFAULT_OUTDIR) -> list[str]:
     assert x64 is not None
     for name, (data, meta) in malformed(*x64).items():
         written += _write(outdir, name, data, meta)
+    written += series_with_corrupt(outdir)
     return written
 
 

@@ -210,21 +210,34 @@ def _xor8(group: bytes, key: bytes) -> bytes:
 
 
 # ---------------------------------------------------------------------------
+@dataclass
+class TraceEntry:
+    address: int
+    frames: tuple[int, ...]
+    refs: int
+    captured: bool = True
+
+
 class StackTraceDatabase:
     """A region of _RTL_STACK_TRACE_ENTRYs (doc 11.1) that +ust blocks point at.
 
     Entries are variable length (header + Depth frames, 16-byte aligned), the
-    way the trace database allocates them; identical stacks share one entry.
-    Index and Depth both hold the frame count (doc 11.1 quirk / doc 14);
-    TraceCount (low 11 bits of the u16 bitfield) is the number of blocks that
-    point at the entry; HashChain is 0.  No _STACK_TRACE_DATABASE header is
-    written (doc 11.2: not needed, no signature)."""
+    way the trace database allocates them; identical stacks share one entry
+    unless add(new_entry=True) asks for a separate one (two entries, same
+    frames).  Index and Depth both hold the frame count (doc 11.1 quirk / doc
+    14); TraceCount (low 11 bits of the u16 bitfield) is the number of blocks
+    that point at the entry; HashChain is 0.  No _STACK_TRACE_DATABASE header is
+    written (doc 11.2: not needed, no signature).
+
+    add(captured=False) places an entry in a second area ``lost_offset`` bytes
+    above ``address``: committed (a MEM_COMMIT region) but left out of the dump,
+    for blocks whose trace cannot be read."""
 
     def __init__(self, builder: DumpBuilder, address: int, arch: str, *,
-                 memory_list: str = "mem64"):
+                 memory_list: str = "mem64", lost_offset: int = 0x100000):
         if arch not in HEAP_ARCHES:
             raise ValueError(f"arch must be one of {HEAP_ARCHES}")
-        if address % PAGE:
+        if address % PAGE or lost_offset % PAGE:
             raise ValueError("stack trace area must be page aligned")
         self.b = builder
         self.address = address
@@ -232,13 +245,21 @@ class StackTraceDatabase:
         self.ptr = 4 if arch == "x86" else 8
         self.lay = ARCH_LAYOUTS[arch].stack
         self.memory_list = memory_list
-        self._by_frames: dict[tuple[int, ...], list[int]] = {}  # frames -> [address, refs]
-        self._order: list[tuple[int, ...]] = []
+        self.lost_offset = lost_offset
+        self._entries: list[TraceEntry] = []
+        self._by_frames: dict[tuple[int, ...], TraceEntry] = {}
+        self._by_address: dict[int, TraceEntry] = {}
         self._next = address
+        self._next_lost = address + lost_offset
         self.finished = False
 
-    def add(self, frames: Sequence[int]) -> int:
-        """Address of the entry for ``frames`` (return addresses, innermost first)."""
+    def _entry_size(self, depth: int) -> int:
+        return _align(self.lay.back_trace + depth * self.ptr, 16)
+
+    def add(self, frames: Sequence[int], *, new_entry: bool = False, captured: bool = True,
+            refs: int = 1) -> int:
+        """Address of the entry for ``frames`` (return addresses, innermost first).
+        ``refs`` blocks are counted as pointing at it (0 reserves the entry)."""
         if self.finished:
             raise RuntimeError("stack trace database already written")
         key = tuple(int(f) for f in frames)
@@ -247,15 +268,37 @@ class StackTraceDatabase:
         limit = 1 << (8 * self.ptr)
         if any(not 0 <= f < limit for f in key):
             raise ValueError("frame address does not fit the pointer size")
-        hit = self._by_frames.get(key)
+        shared = not new_entry and captured
+        hit = self._by_frames.get(key) if shared else None
         if hit is not None:
-            hit[1] += 1
-            return hit[0]
-        at = self._next
-        self._next = at + _align(self.lay.back_trace + len(key) * self.ptr, 16)
-        self._by_frames[key] = [at, 1]
-        self._order.append(key)
+            hit.refs += refs
+            return hit.address
+        if captured:
+            at = self._next
+            self._next = at + self._entry_size(len(key))
+        else:
+            at = self._next_lost
+            self._next_lost = at + self._entry_size(len(key))
+        e = TraceEntry(at, key, refs, captured)
+        self._entries.append(e)
+        self._by_address[at] = e
+        if shared:
+            self._by_frames[key] = e
         return at
+
+    def entry(self, address: int) -> TraceEntry:
+        try:
+            return self._by_address[address]
+        except KeyError:
+            raise ValueError(f"no trace entry at {address:#x}") from None
+
+    def ref(self, address: int, n: int = 1) -> None:
+        """Count ``n`` more blocks pointing at the entry at ``address``."""
+        self.entry(address).refs += n
+
+    def is_captured(self, address: int) -> bool:
+        e = self._by_address.get(address)
+        return e is None or e.captured
 
     @property
     def size(self) -> int:
@@ -263,40 +306,67 @@ class StackTraceDatabase:
         # sizeof(_RTL_STACK_TRACE_ENTRY) from any entry stays inside the region.
         return _align(self._next - self.address + self.lay.size, PAGE)
 
+    @property
+    def lost_size(self) -> int:
+        used = self._next_lost - self.address - self.lost_offset
+        return _align(used + self.lay.size, PAGE) if used else 0
+
+    def _pack(self, buf: bytearray, off: int, e: TraceEntry) -> None:
+        L = self.lay
+        pf = _ptr_fmt(self.ptr)
+        depth = len(e.frames)
+        struct.pack_into(pf, buf, off + L.hash_chain, 0)
+        struct.pack_into("<H", buf, off + L.trace_count, min(e.refs, 0x7FF))  # BlockDepth 0
+        struct.pack_into("<H", buf, off + L.index_high, 0)
+        struct.pack_into("<H", buf, off + L.index, depth)
+        struct.pack_into("<H", buf, off + L.depth, depth)
+        for i, f in enumerate(e.frames):
+            struct.pack_into(pf, buf, off + L.back_trace + i * self.ptr, f)
+
     def finish(self) -> None:
         if self.finished:
             raise RuntimeError("finish() called twice")
         self.finished = True
-        L = self.lay
+        if self.size > self.lost_offset:
+            raise ValueError("trace entries run into the uncaptured area; raise lost_offset")
         buf = bytearray(self.size)
-        pf = _ptr_fmt(self.ptr)
-        for key in self._order:
-            at, refs = self._by_frames[key]
-            off = at - self.address
-            depth = len(key)
-            struct.pack_into(pf, buf, off + L.hash_chain, 0)
-            struct.pack_into("<H", buf, off + L.trace_count, min(refs, 0x7FF))  # BlockDepth 0
-            struct.pack_into("<H", buf, off + L.index_high, 0)
-            struct.pack_into("<H", buf, off + L.index, depth)
-            struct.pack_into("<H", buf, off + L.depth, depth)
-            for i, f in enumerate(key):
-                struct.pack_into(pf, buf, off + L.back_trace + i * self.ptr, f)
+        for e in self._entries:
+            if e.captured:
+                self._pack(buf, e.address - self.address, e)
         self.b.add_memory(self.address, bytes(buf), list=self.memory_list)
-        self.b.add_region(self.address, len(buf), state=fmt.MEM_COMMIT, type=fmt.MEM_PRIVATE,
-                          protect=fmt.PAGE_READWRITE, allocation_base=self.address,
-                          allocation_protect=fmt.PAGE_READWRITE)
+        rw = dict(type=fmt.MEM_PRIVATE, allocation_base=self.address,
+                  allocation_protect=fmt.PAGE_READWRITE)
+        self.b.add_region(self.address, len(buf), state=fmt.MEM_COMMIT,
+                          protect=fmt.PAGE_READWRITE, **rw)
+        if self.lost_size:
+            lost = self.address + self.lost_offset
+            if lost > self.address + len(buf):
+                self.b.add_region(self.address + len(buf), lost - self.address - len(buf),
+                                  state=fmt.MEM_RESERVE, protect=0, **rw)
+            # Committed, never captured: the entries' bytes exist only in the process.
+            self.b.add_region(lost, self.lost_size, state=fmt.MEM_COMMIT,
+                              protect=fmt.PAGE_READWRITE, **rw)
 
     def expected(self) -> dict:
-        return {
+        entries = []
+        for e in self._entries:
+            rec = {"address": e.address, "depth": len(e.frames),
+                   "trace_count": min(e.refs, 0x7FF), "frames": list(e.frames)}
+            if not e.captured:
+                rec["captured"] = False
+            entries.append(rec)
+        out = {
             "address": self.address,
             "arch": self.arch,
             "size": self.size,
             "entry_layout": {"index": self.lay.index, "depth": self.lay.depth,
                              "back_trace": self.lay.back_trace, "sizeof": self.lay.size},
-            "entries": [{"address": self._by_frames[k][0], "depth": len(k),
-                         "trace_count": min(self._by_frames[k][1], 0x7FF), "frames": list(k)}
-                        for k in self._order],
+            "entries": entries,
         }
+        if self.lost_size:
+            out["uncaptured_area"] = {"address": self.address + self.lost_offset,
+                                      "size": self.lost_size}
+        return out
 
 
 # ---------------------------------------------------------------------------
@@ -498,12 +568,13 @@ class Segment:
         return self.heap.busy_size(request)
 
     def busy(self, request: int, stack: Sequence[int] | None = None, *,
-             kind: str = "backend") -> Block:
-        """A busy block of ``request`` user bytes (optionally with a +ust stack)."""
+             kind: str = "backend", trace: int | None = None) -> Block:
+        """A busy block of ``request`` user bytes (optionally with a +ust stack;
+        ``trace``: point at this existing trace entry, see StackTraceDatabase.add)."""
         if request < 0:
             raise ValueError("negative request")
         size, unused = self.heap.busy_size(request)
-        frames, trace = self.heap._trace_for(stack)
+        frames, trace = self.heap._trace_for(stack, trace)
         self._make_room(size * self.g)
         blk = Block(self.cursor, size, self.g, True, kind, self.index, flags=HEAP_ENTRY_BUSY,
                     unused=unused, previous_size=self.prev, request=request, frames=frames,
@@ -558,7 +629,7 @@ class Segment:
         if self.heap.stack_db is not None:
             for it in items:
                 if it.trace:
-                    self.heap.stack_db._by_frames[it.frames][1] += count - 1
+                    self.heap.stack_db.ref(it.trace, count - 1)
         tile_bytes = off
         self._make_room(tile_bytes * count)
         run = BulkRun(self.cursor, self.index, items, tile_bytes, count, self.prev, self.g)
@@ -682,7 +753,16 @@ class NtHeap:
     def busy_size(self, request: int) -> tuple[int, int]:
         return busy_block_size(self.arch, request, self.ust)
 
-    def _trace_for(self, stack: Sequence[int] | None) -> tuple[tuple[int, ...], int]:
+    def _trace_for(self, stack: Sequence[int] | None,
+                   trace: int | None = None) -> tuple[tuple[int, ...], int]:
+        if trace is not None:
+            if not self.ust or self.stack_db is None:
+                raise ValueError("a trace entry needs a +ust heap with stack_db")
+            e = self.stack_db.entry(trace)
+            if stack is not None and tuple(int(f) for f in stack) != e.frames:
+                raise ValueError("stack differs from the frames of the given trace entry")
+            self.stack_db.ref(trace)
+            return e.frames, trace
         if not stack:
             return (), 0
         if not self.ust:
@@ -702,7 +782,7 @@ class NtHeap:
 
     def add_virtual(self, address: int, request: int, *, reserve: int | None = None,
                     stack: Sequence[int] | None = None, capture: str = "full",
-                    tag: int | None = None) -> VirtualBlock:
+                    tag: int | None = None, trace: int | None = None) -> VirtualBlock:
         """A large block in its own VirtualAlloc region, on _HEAP.VirtualAllocdBlocks.
         capture="head" captures only the first page (the rest stays MEM_COMMIT but
         absent from the dump, to keep fixtures small)."""
@@ -717,7 +797,7 @@ class NtHeap:
         reserve = _align(reserve if reserve is not None else commit, PAGE)
         if reserve < commit:
             raise ValueError("reserve smaller than the committed size")
-        frames, trace = self._trace_for(stack)
+        frames, trace = self._trace_for(stack, trace)
         vb = VirtualBlock(address, request, commit, reserve, frames, trace, capture,
                           self.fill_tag if tag is None else tag,
                           address + self.vae.busy_block, address + user_off)
@@ -1162,10 +1242,18 @@ class NtHeap:
         }
         if self.ust and blk.busy and blk.kind != "segment_header":
             rec["ust_extra"] = blk.unused
+        self._mark_lost_trace(rec)
         return rec
 
+    def _mark_lost_trace(self, rec: dict) -> None:
+        """A trace entry the dump does not hold: no frames can be reported."""
+        t = rec["stack_trace_entry"]
+        if t and self.stack_db is not None and not self.stack_db.is_captured(t):
+            rec["frames"] = []
+            rec["trace_captured"] = False
+
     def _virtual_record(self, v: VirtualBlock) -> dict:
-        return {
+        rec = {
             "address": v.address,
             "header_address": v.header_address,
             "user_address": v.user_address,
@@ -1180,6 +1268,8 @@ class NtHeap:
             "frames": list(v.frames),
             "captured_bytes": v.commit_size if v.capture == "full" else PAGE,
         }
+        self._mark_lost_trace(rec)
+        return rec
 
     def _walk(self) -> dict:
         """What a walker per doc 12.3/12.5 reports, given the corruptions."""

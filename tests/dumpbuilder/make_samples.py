@@ -2,6 +2,15 @@
 
     python tests/dumpbuilder/make_samples.py [OUTDIR]     # default: samples/
 
+samples/leaky-1.dmp .. leaky-4.dmp: one leaking x64 process (Windows 10 22H2,
++ust, pid 12100) dumped at 2026-03-02T08:00Z, 09:00Z, 10:00Z and 11:00Z (see
+series.py: a halcon stack whose 16-88 MiB virtual blocks grow by two per hour, a
+CacheInsert stack that gains 100 blocks of 0x120 per hour, flat stacks, blocks
+without a trace, free blocks).  Each has its leaky-N.json (fixture format, plus
+symbols), and leaky-series.json holds the analysis results: per dump and per
+stack counts and bytes, top stacks, size histogram, first/last diff, growth per
+hour, grouping by the module of the first non-allocator frame.
+
 samples/sample-x64-win10.dmp: a 64-bit process on Windows 10 22H2 (build
 19045) with +ust, three NT heaps (process heap with two segments, a CRT heap
 with a few hundred blocks from a handful of allocation sites, a small private
@@ -25,6 +34,7 @@ if __package__ in (None, ""):
         FLG_USER_STACK_TRACE_DB, HEAP_CAPTURE_STACK_BACKTRACES, PRIVATE_HEAP_FLAGS,
         PROCESS_HEAP_FLAGS)
     from dumpbuilder.scenarios import GUID_UCRT, _finish_heaps, _heap_process  # noqa: E402
+    from dumpbuilder.series import leaky_dump, series_expected  # noqa: E402
 else:
     from .builder import DumpBuilder
     from .heap import NtHeap, StackTraceDatabase
@@ -32,6 +42,7 @@ else:
         FLG_USER_STACK_TRACE_DB, HEAP_CAPTURE_STACK_BACKTRACES, PRIVATE_HEAP_FLAGS,
         PROCESS_HEAP_FLAGS)
     from .scenarios import GUID_UCRT, _finish_heaps, _heap_process
+    from .series import leaky_dump, series_expected
 
 SAMPLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                            "samples")
@@ -117,6 +128,38 @@ SAMPLES: dict[str, Callable[[], tuple[DumpBuilder, dict]]] = {
 }
 
 
+LEAKY_HOURS = 4
+
+
+def _dump_json(obj: dict) -> str:
+    return json.dumps(obj, indent=1, sort_keys=True) + "\n"
+
+
+def _write_pair(outdir: str, name: str, data: bytes, exp: dict) -> list[str]:
+    dmp = os.path.join(outdir, name + ".dmp")
+    js = os.path.join(outdir, name + ".json")
+    with open(dmp, "wb") as f:
+        f.write(data)
+    with open(js, "w", encoding="utf-8", newline="\n") as f:
+        f.write(_dump_json(exp))
+    return [dmp, js]
+
+
+def write_leaky_series(outdir: str = SAMPLES_DIR) -> list[str]:
+    written = []
+    dumps = []
+    for hour in range(LEAKY_HOURS):
+        b, exp, rows = leaky_dump(hour)
+        data = b.to_bytes()
+        exp = dict(exp, file_size=len(data))
+        written += _write_pair(outdir, exp["scenario"], data, exp)
+        dumps.append((exp, rows))
+    path = os.path.join(outdir, "leaky-series.json")
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write(_dump_json(series_expected(dumps, name="leaky")))
+    return written + [path]
+
+
 def write_samples(outdir: str = SAMPLES_DIR) -> list[str]:
     os.makedirs(outdir, exist_ok=True)
     written = []
@@ -124,14 +167,8 @@ def write_samples(outdir: str = SAMPLES_DIR) -> list[str]:
         b, exp = make()
         data = b.to_bytes()
         exp = dict(exp, file_size=len(data))
-        dmp = os.path.join(outdir, name + ".dmp")
-        js = os.path.join(outdir, name + ".json")
-        with open(dmp, "wb") as f:
-            f.write(data)
-        with open(js, "w", encoding="utf-8", newline="\n") as f:
-            f.write(json.dumps(exp, indent=1, sort_keys=True) + "\n")
-        written += [dmp, js]
-    return written
+        written += _write_pair(outdir, name, data, exp)
+    return written + write_leaky_series(outdir)
 
 
 def main(argv: list[str]) -> int:

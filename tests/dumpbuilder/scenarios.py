@@ -808,3 +808,10 @@ SCENARIOS: dict[str, Scenario] = {
     "no_threads": no_threads,
     **HEAP_SCENARIOS,
 }
+
+
+# +ust stack scenarios (PE images, export directories, expected frame texts) live in
+# stack_scenarios.py, which builds on the helpers above.
+from .stack_scenarios import STACK_SCENARIOS  # noqa: E402
+
+SCENARIOS.update(STACK_SCENARIOS)

@@ -98,27 +98,41 @@ def load(name: str) -> tuple[Parsed, dict]:
 
 
 # --------------------------------------------------------------- fixtures
+def _tree(root: str) -> list[str]:
+    """Relative paths of the .dmp/.json files under root (subfolders included)."""
+    out = []
+    for folder, _dirs, files in os.walk(root):
+        for f in files:
+            if f.endswith((".dmp", ".json")):
+                out.append(os.path.relpath(os.path.join(folder, f), root))
+    return sorted(out)
+
+
 def test_checked_in_fixtures_match_generator(tmp_path):
     written = generate(str(tmp_path))
-    names = sorted(os.path.basename(p) for p in written)
+    names = sorted(os.path.relpath(p, tmp_path) for p in written)
     expected_names = sorted(f"{n}.{ext}" for n in list(SCENARIOS) + list(MALFORMED)
                             for ext in ("dmp", "json"))
-    assert names == expected_names
-    on_disk = sorted(f for f in os.listdir(FIXTURES) if f.endswith((".dmp", ".json")))
-    assert on_disk == expected_names, "stale or missing files in tests/fixtures"
-    _match, mismatch, errors = filecmp.cmpfiles(str(tmp_path), FIXTURES, names, shallow=False)
-    assert not mismatch and not errors, (
-        f"tests/fixtures is out of date ({mismatch + errors}); "
+    series = [n for n in names if n.startswith("series_with_corrupt" + os.sep)]
+    assert sorted(set(names) - set(series)) == expected_names
+    assert len(series) == 5
+    assert _tree(FIXTURES) == names, "stale or missing files in tests/fixtures"
+    mismatch = []
+    for n in names:
+        if not filecmp.cmp(os.path.join(tmp_path, n), os.path.join(FIXTURES, n), shallow=False):
+            mismatch.append(n)
+    assert not mismatch, (
+        f"tests/fixtures is out of date ({mismatch}); "
         "run: python tests/dumpbuilder/gen_fixtures.py")
 
 
 def test_fixture_sizes_stay_small():
     total = 0
-    for f in os.listdir(FIXTURES):
-        size = os.path.getsize(os.path.join(FIXTURES, f))
-        assert size <= 300 * 1024, f
+    for rel in _tree(FIXTURES):
+        size = os.path.getsize(os.path.join(FIXTURES, rel))
+        assert size <= 300 * 1024, rel
         total += size
-    assert total < 5 * 1024 * 1024
+    assert total < 8 * 1024 * 1024
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
@@ -930,5 +944,632 @@ def test_samples_are_current(tmp_path):
         name = os.path.basename(path)
         with open(path, "rb") as f1, open(os.path.join(SAMPLES_DIR, name), "rb") as f2:
             assert f1.read() == f2.read(), f"samples/{name} is out of date; run make_samples.py"
+    on_disk = sorted(f for f in os.listdir(SAMPLES_DIR) if f.endswith((".dmp", ".json")))
+    assert on_disk == sorted(os.path.basename(p) for p in written), "stale files in samples/"
     assert os.path.getsize(os.path.join(SAMPLES_DIR, "sample-x64-win10.dmp")) <= 1024 * 1024
+    assert sum(os.path.getsize(os.path.join(SAMPLES_DIR, f)) for f in on_disk) <= 8 * 1024 * 1024
     assert "sample-x64-win10" in SAMPLES
+
+
+# =============================================================== PE images and stacks
+# A second, independent reading of the PE images in the dumps (Microsoft PE/COFF
+# specification: MS-DOS stub e_lfanew at 0x3c, "PE\0\0", COFF file header, optional
+# header, section table, export directory, debug directory), and a strict symbolizer
+# that works from the dump's bytes only.  It must agree with the texts the builder
+# computed from its own inputs.
+STACK_SCEN = sorted(n for n in SCENARIOS if n.startswith("stacks_"))
+SAMPLES_DIR = os.path.join(os.path.dirname(TESTS), "samples")
+PDB_DIR = os.path.join(TESTS, "pdb")
+
+
+class MiniPE:
+    """Headers, sections, exports and CodeView of one mapped image, read from a dump."""
+
+    def __init__(self, p: Parsed, base: int, size: int):
+        self.p, self.base, self.size = p, base, size
+        self.header = p.read(base, 0x400)
+        self.exports: list[tuple[str, int, bool]] = []
+        self.exports_state = "not_captured"
+        self.codeview = None
+        if self.header is None:
+            return
+        h = self.header
+        assert h[:2] == b"MZ"
+        (pe,) = struct.unpack_from("<I", h, 0x3C)
+        assert h[pe:pe + 4] == b"PE\x00\x00"
+        self.machine, self.nsec, _ts, _sp, _ns, opt_size, self.chars = struct.unpack_from(
+            "<HHIIIHH", h, pe + 4)
+        o = pe + 24
+        (self.magic,) = struct.unpack_from("<H", h, o)
+        plus = self.magic == 0x20B
+        self.image_base = struct.unpack_from("<Q" if plus else "<I", h, o + (24 if plus else 28))[0]
+        (self.size_of_image,) = struct.unpack_from("<I", h, o + 56)
+        dirs = o + (112 if plus else 96)
+        self.export_dir = struct.unpack_from("<II", h, dirs)
+        self.debug_dir = struct.unpack_from("<II", h, dirs + 6 * 8)
+        self.sections = []
+        for i in range(self.nsec):
+            at = o + opt_size + 40 * i
+            name = h[at:at + 8].rstrip(b"\x00").decode()
+            vsize, rva = struct.unpack_from("<II", h, at + 8)
+            (ch,) = struct.unpack_from("<I", h, at + 36)
+            self.sections.append((name, rva, vsize, ch))
+        self._read_exports()
+        self._read_codeview()
+
+    def rd(self, rva: int, n: int) -> bytes | None:
+        if rva < 0 or rva + n > self.size:
+            return None
+        return self.p.read(self.base + rva, n)
+
+    def cstr(self, rva: int) -> str | None:
+        out = b""
+        while len(out) < 256:
+            c = self.rd(rva + len(out), 1)
+            if c is None:
+                return None
+            if c == b"\x00":
+                return out.decode("latin-1")
+            out += c
+        return None
+
+    def _read_exports(self) -> None:
+        rva, size = self.export_dir
+        if not rva:
+            self.exports_state = "none"
+            return
+        d = self.rd(rva, 40)
+        if d is None:
+            self.exports_state = "not_captured"
+            return
+        (_f, _t, _a, _b, _name, base, nfunc, nnames, eat, npt, ot) = struct.unpack("<IIHHIIIIIII", d)
+        self.ordinal_base, self.nfunc, self.nnames = base, nfunc, nnames
+        if eat + 4 * nfunc > self.size or npt + 4 * nnames > self.size or ot + 2 * nnames > self.size:
+            self.exports_state = "corrupt"
+            return
+        funcs = struct.unpack(f"<{nfunc}I", self.rd(eat, 4 * nfunc))
+        names = struct.unpack(f"<{nnames}I", self.rd(npt, 4 * nnames))
+        ords = struct.unpack(f"<{nnames}H", self.rd(ot, 2 * nnames))
+        out = []
+        for n_rva, idx in zip(names, ords):
+            name = self.cstr(n_rva) if n_rva < self.size else None
+            if name is None or idx >= nfunc:
+                self.exports_state = "corrupt"
+                return
+            f = funcs[idx]
+            out.append((name, f, rva <= f < rva + size))
+        assert [n for n, _, _ in out] == sorted(n for n, _, _ in out), "names must be sorted"
+        self.exports = out
+        self.exports_state = "ok"
+
+    def _read_codeview(self) -> None:
+        rva, size = self.debug_dir
+        for i in range(size // 28):
+            e = self.rd(rva + 28 * i, 28)
+            if e is None:
+                return
+            (_c, _t, _a, _b, typ, n, addr, _ptr) = struct.unpack("<IIHHIIII", e)
+            if typ == 2:
+                rec = self.rd(addr, n)
+                if rec is not None and rec[:4] == b"RSDS":
+                    self.codeview = (str(uuid.UUID(bytes_le=rec[4:20])).upper(),
+                                     struct.unpack_from("<I", rec, 20)[0],
+                                     rec[24:rec.index(b"\x00", 24)].decode())
+
+    def usable(self) -> list[tuple[str, int]]:
+        if self.exports_state != "ok":
+            return []
+        return sorted(((n, r) for n, r, fwd in self.exports if not fwd and 0 < r < self.size),
+                      key=lambda e: e[1])
+
+
+def module_list(p: Parsed) -> list[dict]:
+    rva, _ = p.streams[4]
+    (count,) = struct.unpack_from("<I", p.data, rva)
+    out = []
+    for i in range(count):
+        at = rva + 4 + 108 * i
+        base, size, _ck, _ts, name_rva = struct.unpack_from("<QIIII", p.data, at)
+        cv_size, cv_rva = struct.unpack_from("<II", p.data, at + 76)
+        path = p.string(name_rva)
+        cv = None
+        if cv_size:
+            rec = p.data[cv_rva:cv_rva + cv_size]
+            cv = (str(uuid.UUID(bytes_le=rec[4:20])).upper(), struct.unpack_from("<I", rec, 20)[0],
+                  rec[24:-1].decode())
+        name = path.rsplit("\\", 1)[-1]
+        out.append({"base": base, "size": size, "path": path, "name": name,
+                    "stem": name.rsplit(".", 1)[0], "cv": cv})
+    return out
+
+
+def tiny_facts() -> dict:
+    with open(os.path.join(PDB_DIR, "tiny.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+class StrictSymbolizer:
+    """Frame texts from the dump's bytes (and optionally tiny.json as a PDB)."""
+
+    def __init__(self, p: Parsed, pdb: dict | None = None):
+        self.mods = module_list(p)
+        for m in self.mods:
+            m["pe"] = MiniPE(p, m["base"], m["size"])
+        self.pdb = pdb
+
+    def _pdb_applies(self, m: dict) -> bool:
+        if self.pdb is None or m["cv"] is None:
+            return False
+        cv = self.pdb["codeview"]
+        return (m["cv"][0] == cv["guid_dashed"] and m["cv"][1] == cv["age"]
+                and m["cv"][2].rsplit("\\", 1)[-1].lower() == cv["pdb_name"].lower())
+
+    def text(self, a: int) -> str:
+        m = next((m for m in self.mods if m["base"] <= a < m["base"] + m["size"]), None)
+        if m is None:
+            return "0x%x" % a
+        rva = a - m["base"]
+        if self._pdb_applies(m):
+            f = next(f for f in self.pdb["functions"] if f["rva"] <= rva < f["rva"] + f["size"])
+            off = rva - f["rva"]
+            return m["stem"] + "!" + f["name"] + ("+0x%x" % off if off else "")
+        best = None
+        for name, r in m["pe"].usable():
+            if r <= rva:
+                best = (name, r)
+        if best is None:
+            return m["stem"] + ("+0x%x" % rva if rva else "")
+        off = rva - best[1]
+        return m["stem"] + "!" + best[0] + ("+0x%x" % off if off else "")
+
+
+def test_stack_scenarios_exist():
+    assert set(STACK_SCEN) == {"stacks_win7_x64", "stacks_win10_x64", "stacks_win7_x86",
+                               "stacks_win10_x86", "stacks_trace_not_captured", "stacks_no_ust",
+                               "stacks_bad_exports", "stacks_pdb_x64", "stacks_pdb_mismatch_x64"}
+    for name in STACK_SCEN:
+        _, meta = load(name)
+        epochs = {h["epoch"] for h in meta["heaps"]}
+        assert epochs == {"win7" if meta["os_build"] == 7601 else "win10_1809"}, name
+
+
+@pytest.mark.parametrize("name", STACK_SCEN)
+def test_pe_images_parse_back(name):
+    p, meta = load(name)
+    sym = StrictSymbolizer(p)
+    by_base = {m["base"]: m for m in sym.mods}
+    for want in meta["modules"]:
+        img = want.get("image")
+        assert img is not None, f"{name}: {want['name']} has no mapped image"
+        m = by_base[want["base"]]
+        pe = m["pe"]
+        regions = [r for r in meta["regions"] if want["base"] <= r["base"] < want["base"] + want["size"]]
+        assert sum(r["size"] for r in regions) == want["size"]
+        assert all(r["type"] == 0x1000000 and r["allocation_base"] == want["base"] for r in regions)
+        if img["capture"] == "none":
+            assert pe.header is None
+            continue
+        assert pe.machine == {"x86": 0x14C, "x64": 0x8664}[img["arch"]] == img["machine"]
+        assert pe.magic == {"x86": 0x10B, "x64": 0x20B}[img["arch"]]
+        assert pe.size_of_image == want["size"] == img["size_of_image"]
+        assert bool(pe.chars & 0x2000) == want["name"].lower().endswith(".dll")
+        assert pe.image_base == (img["rebased_to"] or img["preferred_base"])
+        assert [(n, r, v) for n, r, v, _c in pe.sections] == [
+            (s["name"], s["rva"], s["virtual_size"]) for s in img["sections"]]
+        # Section protections: code execute-read, read-only data, writable data.
+        for sname, srva, vsize, ch in pe.sections:
+            reg = next(r for r in regions if r["base"] == want["base"] + srva)
+            want_prot = 0x20 if ch & 0x20000000 else (0x04 if ch & 0x80000000 else 0x02)
+            assert reg["protect"] == want_prot, (name, want["name"], sname)
+        if want["pdb_guid"] is not None:
+            assert pe.codeview == (want["pdb_guid"], want["pdb_age"], want["pdb_name"]) == m["cv"]
+        assert tuple(pe.export_dir) == (img["export_directory"]["rva"], img["export_directory"]["size"])
+        exp_state = {m2["name"]: m2 for m2 in meta["symbols"]["modules"]}[want["name"]]
+        assert pe.exports_state == exp_state["exports_status"], (name, want["name"])
+        if pe.exports_state == "ok":
+            got = sorted((n, r if not fwd else None) for n, r, fwd in pe.exports)
+            assert got == sorted((e["name"], e["rva"] if e["forwarder"] is None else None)
+                                 for e in img["exports"])
+            assert [(e["name"], e["rva"]) for e in exp_state["usable_exports"]] == pe.usable()
+            for e in img["exports"]:
+                assert pe.ordinal_base <= e["ordinal"] < pe.ordinal_base + pe.nfunc
+            for n, r, fwd in pe.exports:
+                if fwd:
+                    target = next(e["forwarder"] for e in img["exports"] if e["name"] == n)
+                    assert pe.cstr(r) == target
+
+
+def test_corrupt_export_directories():
+    p, meta = load("stacks_bad_exports")
+    sym = StrictSymbolizer(p)
+    kinds = {}
+    for m in sym.mods:
+        pe = m["pe"]
+        want = next(x for x in meta["symbols"]["modules"] if x["base"] == m["base"])
+        if want["exports_status"] != "corrupt":
+            continue
+        kinds[m["name"]] = want["corruption"]["kind"]
+        d = pe.rd(pe.export_dir[0], 40)
+        (_f, _t, _a, _b, _n, _base, nfunc, nnames, eat, npt, _ot) = struct.unpack("<IIHHIIIIIII", d)
+        if want["corruption"]["kind"] == "bad_rva":
+            assert eat >= pe.size
+            # The neighbour's captured header is what a reader that skips the check reads.
+            assert p.read(m["base"] + eat, 4) is not None
+        elif want["corruption"]["kind"] == "huge_count":
+            assert nfunc == nnames == 0x40000001 and (4 * nfunc) & 0xFFFFFFFF == 4
+        else:
+            names = struct.unpack(f"<{nnames}I", pe.rd(npt, 4 * nnames))
+            assert all(r >= pe.size for r in names)
+            assert p.read(m["base"] + names[0], 2) == b"MZ"
+    assert sorted(kinds.values()) == ["bad_rva", "huge_count", "names_out_of_image"]
+    texts = [t for r in meta["stack_blocks"] for t in r["frame_texts"]]
+    for stem in ("badrva", "badnames", "hugecount"):
+        assert stem + "+0x1234" in texts and not any(t.startswith(stem + "!") for t in texts)
+    assert any(t.startswith("vision!") for t in texts) and any(t.startswith("codec!") for t in texts)
+
+
+@pytest.mark.parametrize("name", STACK_SCEN)
+def test_stack_blocks_and_texts(name):
+    p, meta = load(name)
+    sym = StrictSymbolizer(p)
+    x86 = meta["arch"] == "x86"
+    ptr = 4 if x86 else 8
+    idx_off, depth_off, bt_off = STE_OFFS[meta["arch"]]
+    rows = meta["stack_blocks"]
+    assert [r["address"] for r in rows] == sorted(r["address"] for r in rows)
+    heap_blocks = {b["address"]: b for h in meta["heaps"] for b in h["blocks"]}
+    for r in rows:
+        hb = heap_blocks[r["address"]]
+        assert (hb["user_address"], hb["user_size"], hb["stack_trace_entry"]) == (
+            r["user_address"], r["user_size"], r["stack_trace_entry"])
+        if r["kind"] == "virtual":
+            at = r["vae_address"] + VAE_OFFS[meta["arch"]][4]
+            assert r["user_address"] == r["vae_address"] + VAE_OFFS[meta["arch"]][5]
+        else:
+            at = r["address"] + UST_OFFS[meta["arch"]][0]
+            assert r["user_address"] == r["address"] + UST_OFFS[meta["arch"]][2]
+        assert p.ptr(at, ptr) == r["stack_trace_entry"] != 0
+        t = r["stack_trace_entry"]
+        if not r["trace_captured"]:
+            assert p.read(t, 2) is None and r["frames"] == r["frame_texts"] == [] and r["stack_id"] is None
+            assert hb["frames"] == [] and hb["trace_captured"] is False
+            reg = next(g for g in meta["regions"] if g["base"] <= t < g["base"] + g["size"])
+            assert reg["state"] == 0x1000 and reg["captured"] == 0
+            continue
+        n = p.ptr(t + idx_off, 2)
+        assert n == p.ptr(t + depth_off, 2) == len(r["frames"])
+        assert [p.ptr(t + bt_off + i * ptr, ptr) for i in range(n)] == r["frames"] == hb["frames"]
+        assert [sym.text(f) for f in r["frames"]] == r["frame_texts"], name
+        assert r["jit_or_unknown"] == [t.startswith("0x") for t in r["frame_texts"]]
+        for f, text in zip(r["frames"], r["frame_texts"]):
+            if text.startswith("0x"):
+                assert text == "0x%x" % f and text == text.lower()
+    # Stacks: one per frame list; dedupe by entry and identical lists in two entries.
+    by_id = {s["stack_id"]: s for s in meta["stacks"]}
+    for r in rows:
+        if r["stack_id"] is None:
+            continue
+        st = by_id[r["stack_id"]]
+        assert st["frames"] == r["frames"] and st["frame_texts"] == r["frame_texts"]
+        assert r["stack_trace_entry"] in st["trace_entries"]
+        assert st["key"] == "\n".join(r["frame_texts"])
+    assert len({tuple(s["frames"]) for s in meta["stacks"]}) == len(meta["stacks"])
+    for s in meta["stacks"]:
+        mine = [r for r in rows if r["stack_id"] == s["stack_id"]]
+        assert s["block_count"] == len(mine) and s["user_bytes"] == sum(r["user_size"] for r in mine)
+    if name == "stacks_no_ust":
+        assert rows == [] and meta["peb"]["nt_global_flag"] == 0 and meta["stack_trace_db"] is None
+        return
+    assert meta["peb"]["nt_global_flag"] & 0x1000
+    if name.startswith(("stacks_win", "stacks_pdb")):
+        assert meta["shared_trace_entries"]
+        texts = [t for r in rows for t in r["frame_texts"]]
+        assert any("!" in t and "+0x" in t for t in texts)                 # into an export
+        assert any("!" not in t and "+0x" in t and not t.startswith("0x") for t in texts)
+    if name.startswith("stacks_win"):
+        assert meta["stacks_with_several_entries"], "two entries with the same frames"
+        sid = meta["stacks_with_several_entries"][0]
+        assert len(by_id[sid]["trace_entries"]) == 2
+        assert any(t.startswith("0x") for r in rows for t in r["frame_texts"])     # JIT
+        assert any("!" in t and "+0x" not in t for r in rows for t in r["frame_texts"])  # off 0
+        assert meta["symbols"]["clr_module"]["name"] in ("clr.dll", "coreclr.dll")
+        assert any(t.startswith("KERNELBASE+0x") for r in rows for t in r["frame_texts"])
+        assert meta["blocks_without_stack"]
+
+
+def test_seed_case():
+    p, meta = load("stacks_win7_x64")
+    seed = meta["seed"]
+    assert seed["frame_texts"] == ["halcon!HXmalloc+0x8b", "halcon!HXAllocRLTmp+0x265d",
+                                   "halcon!HXAllocTmp+0xa80", "halcon!HCancelWait+0x7a",
+                                   "halcon!CCallHProc+0x73f", "0x%x" % seed["frames"][5]]
+    assert seed["jit_or_unknown"] == [False] * 5 + [True]
+    assert seed["user_size"] == 0x1000040
+    assert seed["busy_block"] == seed["vae_address"] + 0x30
+    assert seed["user_address"] == seed["vae_address"] + 0x60
+    assert p.ptr(seed["vae_address"] + 0x40, 8) == seed["stack_trace_entry"]
+    assert meta["symbols"]["clr_module"]["name"] == "clr.dll"
+    assert meta["os_build"] == 7601 and meta["arch"] == "x64"
+    same = [r for r in meta["stack_blocks"] if r["frames"] == seed["frames"]]
+    assert len({r["stack_trace_entry"] for r in same}) == 2 and len(same) >= 3
+
+
+@pytest.mark.parametrize("name", ["stacks_pdb_x64", "stacks_pdb_mismatch_x64"])
+def test_pdb_scenarios(name):
+    p, meta = load(name)
+    facts = tiny_facts()
+    with open(os.path.join(PDB_DIR, "tiny.dll"), "rb") as f:
+        dll = f.read()
+    tinies = [m for m in module_list(p) if m["name"].lower().startswith("tiny")]
+    assert tinies
+    for m in tinies:
+        # The real DLL's sections are mapped at their RVAs.
+        for s in facts["sections"]:
+            n = min(s["raw_size"], s["virtual_size"])
+            got = p.read(m["base"] + s["rva"], n)
+            if s["name"] == ".rdata" and m["cv"][:2] != (facts["codeview"]["guid_dashed"], facts["codeview"]["age"]):
+                continue      # its RSDS record was changed on purpose
+            assert got == dll[s["raw_pointer"]:s["raw_pointer"] + n], s["name"]
+    strict = StrictSymbolizer(p, facts)
+    plain = StrictSymbolizer(p)
+    for r in meta["stack_blocks"]:
+        assert [plain.text(f) for f in r["frames"]] == r["expected_without_pdb"] == r["frame_texts"]
+        assert [strict.text(f) for f in r["frames"]] == r["expected_with_pdb"]
+    if name == "stacks_pdb_x64":
+        assert meta["pdb"]["applies_to"] == ["tiny.dll"]
+        assert tinies[0]["cv"] == (facts["codeview"]["guid_dashed"], facts["codeview"]["age"],
+                                   facts["codeview"]["pdb_name"])
+        with_pdb = {t for r in meta["stack_blocks"] for t in r["expected_with_pdb"]}
+        without = {t for r in meta["stack_blocks"] for t in r["expected_without_pdb"]}
+        exported = {f["name"] for f in facts["functions"] if f["exported"]}
+        hidden = {f["name"] for f in facts["functions"] if not f["exported"]}
+        # (a) a frame in an exported function: same text either way;
+        assert any(t.split("!")[1].split("+")[0] in exported for t in with_pdb & without if t.startswith("tiny!"))
+        # (b) in non-exported functions, global and static: only the PDB names them.
+        named = {t.split("!")[1].split("+")[0] for t in with_pdb if t.startswith("tiny!")}
+        assert {"internal_step", "helper_scale", "tiny_dispatch"} <= named <= exported | hidden
+        assert any(t.startswith("tiny+0x") for t in without)            # before the first export
+        assert any(t.startswith("tiny!tiny_alloc+") and t not in with_pdb for t in without)
+    else:
+        assert meta["pdb"]["applies_to"] == [] and len(meta["pdb"]["ignored_for"]) == 2
+        for r in meta["stack_blocks"]:
+            assert r["expected_with_pdb"] == r["expected_without_pdb"]
+        cvs = {m["name"]: m["cv"] for m in tinies}
+        want = (facts["codeview"]["guid_dashed"], facts["codeview"]["age"])
+        assert cvs["tiny.dll"][0] != want[0] and cvs["tiny.dll"][1] == want[1]
+        assert cvs["tinyage.dll"][0] == want[0] and cvs["tinyage.dll"][1] == want[1] + 1
+
+
+# --------------------------------------------------------------- tests/pdb
+def test_tiny_json_matches_dll_and_map():
+    facts = tiny_facts()
+    with open(os.path.join(PDB_DIR, "tiny.dll"), "rb") as f:
+        dll = f.read()
+    with open(os.path.join(PDB_DIR, "tiny.pdb"), "rb") as f:
+        pdb = f.read()
+    import hashlib
+
+    assert hashlib.sha256(dll).hexdigest() == facts["dll_sha256"]
+    assert hashlib.sha256(pdb).hexdigest() == facts["pdb_sha256"]
+    assert pdb.startswith(b"Microsoft C/C++ MSF 7.00\r\n\x1aDS\x00\x00\x00")
+    assert len(dll) < 16 * 1024 and len(pdb) < 256 * 1024
+    # The GUID/age in tiny.json is the one in the DLL's RSDS record (own reading here).
+    at = dll.index(b"RSDS")
+    guid = uuid.UUID(bytes_le=dll[at + 4:at + 20])
+    assert guid.hex.upper() == facts["codeview"]["guid"]
+    assert struct.unpack_from("<I", dll, at + 20)[0] == facts["codeview"]["age"]
+    assert facts["codeview"]["debug_id"] == facts["codeview"]["guid"] + "%X" % facts["codeview"]["age"]
+    assert facts["codeview"]["pdb_name"] == "tiny.pdb"
+    # The PDB's own header block names the same GUID and age (PDB info stream, located via
+    # the MSF directory) -- checked through the raw bytes: the GUID appears in the file.
+    assert guid.bytes_le in pdb
+    # Every function from the map, with the exported ones matching the export table.
+    with open(os.path.join(PDB_DIR, "tiny.map"), encoding="ascii") as f:
+        text = f.read()
+    for fn in facts["functions"]:
+        assert fn["name"] in text
+        assert all(0 < r < fn["size"] for r in fn["call_returns"])
+    names = {f["name"]: f for f in facts["functions"]}
+    for e in facts["exports"]:
+        assert names[e["name"]]["exported"] and names[e["name"]]["rva"] == e["rva"]
+    assert {f["storage"] for f in facts["functions"]} == {"global", "static"}
+    assert any(not f["exported"] and f["storage"] == "global" for f in facts["functions"])
+    first_export = min(e["rva"] for e in facts["exports"])
+    assert any(f["rva"] < first_export for f in facts["functions"])     # before the first export
+    assert any(not f["exported"] and f["rva"] > first_export for f in facts["functions"])
+
+
+def _tool_version(cmd: list[str]) -> str | None:
+    import shutil
+    import subprocess
+
+    if shutil.which(cmd[0]) is None:
+        return None
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    return out.stdout.splitlines()[0] if out.stdout else None
+
+
+def test_make_pdb_regenerates_identical_files(tmp_path):
+    import shutil
+    import subprocess
+
+    facts = tiny_facts()
+    tools = facts.get("tools", {})
+    clang = _tool_version(["clang", "--version"])
+    lld = _tool_version(["lld-link", "--version"])
+    if clang is None or lld is None:
+        pytest.skip("clang / lld-link not installed (apt-get install -y clang lld)")
+    if (clang, lld) != (tools.get("clang"), tools.get("lld-link")):
+        pytest.skip(f"tiny.* were made with {tools}; this machine has {clang} / {lld}")
+    for f in ("make_pdb.sh", "pdbfacts.py", "tiny.c"):
+        shutil.copy(os.path.join(PDB_DIR, f), tmp_path / f)
+    subprocess.run(["bash", str(tmp_path / "make_pdb.sh")], check=True, capture_output=True)
+    for f in ("tiny.dll", "tiny.pdb", "tiny.map", "tiny.json"):
+        with open(os.path.join(PDB_DIR, f), "rb") as fh:
+            assert (tmp_path / f).read_bytes() == fh.read(), f
+
+
+# --------------------------------------------------------------- sample leak series
+def _load_sample(name: str) -> tuple[Parsed, dict]:
+    with open(os.path.join(SAMPLES_DIR, name + ".dmp"), "rb") as f:
+        data = f.read()
+    with open(os.path.join(SAMPLES_DIR, name + ".json"), encoding="utf-8") as f:
+        return Parsed(data), json.load(f)
+
+
+def _recount(p: Parsed, meta: dict, rule: dict) -> dict:
+    """Per-stack counts/bytes of one dump from its bytes: walk the expected block lists,
+    read each trace from the dump, name the frames with the strict symbolizer."""
+    sym = StrictSymbolizer(p)
+    stacks: dict[str, list[int]] = {}
+    hist: dict[int, list[int]] = {}
+    no_stack = [0, 0]
+    mods: dict[str, list[int]] = {}
+
+    def is_alloc(text: str) -> bool:
+        if "!" not in text:
+            return False
+        mod, rest = text.split("!", 1)
+        return mod.lower() in rule["allocator_modules"] and rest.split("+0x")[0] in rule["allocator_functions"]
+
+    for h in meta["heaps"]:
+        for b in h["blocks"]:
+            if not b["busy"] or b["kind"] not in ("backend", "virtual"):
+                continue
+            size = b["user_size"]
+            hist.setdefault(size, [0, 0])
+            hist[size][0] += 1
+            hist[size][1] += size
+            t = b["stack_trace_entry"]
+            if not t:
+                no_stack[0] += 1
+                no_stack[1] += size
+                continue
+            n = p.ptr(t + 0x0C, 2)
+            frames = [p.ptr(t + 0x10 + 8 * i, 8) for i in range(n)]
+            texts = [sym.text(f) for f in frames]
+            key = "\n".join(texts)
+            st = stacks.setdefault(key, [0, 0])
+            st[0] += 1
+            st[1] += size
+            first = next((x for x in texts if not is_alloc(x)), None)
+            mod = "<jit_or_unknown>" if first is None or first.startswith("0x") else first.split("!")[0].split("+0x")[0]
+            m = mods.setdefault(mod, [0, 0, set()])
+            m[0] += 1
+            m[1] += size
+            m[2].add(key)
+    return {"stacks": stacks, "hist": hist, "no_stack": no_stack, "mods": mods}
+
+
+def test_leaky_series_consistent():
+    with open(os.path.join(SAMPLES_DIR, "leaky-series.json"), encoding="utf-8") as f:
+        series = json.load(f)
+    assert series["dumps"] == ["leaky-1.dmp", "leaky-2.dmp", "leaky-3.dmp", "leaky-4.dmp"]
+    rule = series["conventions"]["allocator_rule"]
+    metas = []
+    for i, d in enumerate(series["per_dump"]):
+        p, meta = _load_sample(d["file"][:-4])
+        metas.append(meta)
+        assert (meta["arch"], meta["os_build"], meta["pid"]) == ("x64", 19045, series["pid"])
+        assert meta["peb"]["nt_global_flag"] & 0x1000
+        assert p.timestamp == d["timestamp"] == metas[0]["timestamp"] + 3600 * i
+        assert d["time"] == ["2026-03-02T08:00:00Z", "2026-03-02T09:00:00Z",
+                             "2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z"][i]
+        got = _recount(p, meta, rule)
+        assert {k: v for k, v in got["stacks"].items()} == {
+            k: [v["count"], v["bytes"]] for k, v in d["stacks"].items()}
+        assert [[h["user_size"], h["count"], h["total"]] for h in d["size_histogram"]] == [
+            [s, c, t] for s, (c, t) in sorted(got["hist"].items())]
+        assert [d["no_stack"]["count"], d["no_stack"]["bytes"]] == got["no_stack"] != [0, 0]
+        assert {k: [v["count"], v["bytes"], v["stacks"]] for k, v in d["by_module"].items()} == {
+            k: [c, b, len(s)] for k, (c, b, s) in got["mods"].items()}
+        assert set(d["by_module"]) == {"halcon", "leakyapp", "imgcodec", "<jit_or_unknown>"}
+        tb = sorted(got["stacks"].items(), key=lambda kv: (-kv[1][1], -kv[1][0], kv[0]))
+        assert [(t["key"], t["bytes"], t["count"]) for t in d["top_by_bytes"]] == [
+            (k, b, c) for k, (c, b) in tb]
+        tc = sorted(got["stacks"].items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))
+        assert [t["key"] for t in d["top_by_count"]] == [k for k, _ in tc]
+        assert d["busy"]["count"] == sum(c for c, _ in got["hist"].values())
+        assert d["free"]["count"] > 0
+        # Only the first page of each big virtual block is in the dump.
+        for h in meta["heaps"]:
+            for v in h["virtual_blocks"]:
+                assert 16 << 20 <= v["user_size"] - 0x40 <= 88 << 20 and v["captured_bytes"] == 0x1000
+        if i:
+            assert [m["base"] for m in meta["modules"]] == [m["base"] for m in metas[0]["modules"]]
+            assert meta["process_create_time"] == metas[0]["process_create_time"]
+    first, last = series["per_dump"][0], series["per_dump"][-1]
+    keys = set(first["stacks"]) | set(last["stacks"])
+    diff = series["diff_first_last"]["stacks"]
+    assert set(diff) == keys
+    for k in keys:
+        a = first["stacks"].get(k, {"bytes": 0, "count": 0})
+        z = last["stacks"].get(k, {"bytes": 0, "count": 0})
+        assert diff[k] == {"bytes_before": a["bytes"], "bytes_after": z["bytes"],
+                           "bytes_delta": z["bytes"] - a["bytes"], "count_before": a["count"],
+                           "count_after": z["count"], "count_delta": z["count"] - a["count"]}
+    leaking = series["leaking_stacks"]
+    assert len(leaking) == 2
+    a_key = next(k for k in leaking if k.startswith("halcon!HXmalloc+0x8b\n"))
+    b_key = next(k for k in leaking if "leakyapp!CacheInsert+0x4a\nleakyapp!Session::Load+0x120" in k)
+    assert b_key.split("\n")[:4] == ["ntdll!RtlpAllocateHeapInternal+0xd2c", "ntdll!RtlAllocateHeap+0x53",
+                                     "ucrtbase!_malloc_base+0x1a", "ucrtbase!malloc+0x1e"]
+    g = series["growth_per_hour"]
+    assert g[a_key]["counts"] == [2, 4, 6, 8] and g[a_key]["count_per_hour"] == 2
+    assert g[b_key]["counts"] == [100, 200, 300, 400]
+    assert g[b_key]["bytes_per_hour"] == 100 * 0x120
+    for k in leaking:
+        assert g[k]["bytes_per_hour"] == (g[k]["bytes"][-1] - g[k]["bytes"][0]) / 3
+    flat = keys - set(leaking)
+    assert len(flat) == 3 and all(diff[k]["bytes_delta"] == 0 for k in flat)
+
+
+def test_series_with_corrupt_fixture():
+    folder = os.path.join(FIXTURES, "series_with_corrupt")
+    with open(os.path.join(folder, "series_with_corrupt.json"), encoding="utf-8") as f:
+        meta = json.load(f)
+    assert sorted(f for f in os.listdir(folder) if f.endswith(".dmp")) == meta["files"]
+    assert len(meta["good"]) == 3 and len(meta["corrupt"]) == 1
+    stamps = []
+    for name in meta["good"]:
+        with open(os.path.join(folder, name), "rb") as f:
+            p = Parsed(f.read())
+        assert os.path.getsize(os.path.join(folder, name)) == meta["good_file_sizes"][name]
+        stamps.append(p.timestamp)
+        mods = module_list(p)
+        assert any(m["name"] == "halcon.dll" for m in mods)
+    assert [b - a for a, b in zip(stamps, stamps[1:])] == [3600, 3600]
+    assert [d["timestamp"] for d in meta["series"]["per_dump"]] == stamps
+    c = meta["corrupt"][0]
+    with open(os.path.join(folder, c["file"]), "rb") as f:
+        cut = f.read()
+    assert len(cut) == c["size"] < c["original_size"]
+    assert cut[:4] == b"MDMP"
+    (n, dir_rva) = struct.unpack_from("<II", cut, 8)
+    assert dir_rva + 12 * n <= len(cut)
+    assert c["cut_stream_rva"] < len(cut) < c["cut_stream_rva"] + c["cut_stream_size"]
+    assert struct.unpack_from("<I", cut, 0x14)[0] == c["timestamp"] == stamps[-1] + 3600
+
+
+# --------------------------------------------------------------- builder API (PE)
+def test_add_pe_module_api():
+    b = DumpBuilder(arch="x86")
+    m = b.add_pe_module(r"C:\x\plug.dll", 0x10000000, 0x10000,
+                        exports={"Zeta": 0x1100, "alpha": 0x1200, "Beta": 0x1050},
+                        forwarders={"Fwd": "OTHER.Func"}, ordinal_base=3, eat_gaps=1,
+                        pdb_name="plug.pdb", pdb_guid=uuid.UUID(int=7), pdb_age=9, capture="full")
+    p = Parsed(b.to_bytes())
+    pe = MiniPE(p, m.base, m.size)
+    assert (pe.machine, pe.magic, pe.ordinal_base, pe.nfunc) == (0x14C, 0x10B, 3, 5)
+    assert [n for n, _, _ in pe.exports] == ["Beta", "Fwd", "Zeta", "alpha"]     # byte order
+    assert pe.usable() == [("Beta", 0x1050), ("Zeta", 0x1100), ("alpha", 0x1200)]
+    assert pe.codeview == (str(uuid.UUID(int=7)).upper(), 9, "plug.pdb")
+    assert p.read(m.base, m.size) is not None                                 # capture="full"
+    b2 = DumpBuilder(arch="x64")
+    b2.add_pe_module(r"C:\x\a.exe", 0x140000000, 0x8000)                      # no export directory
+    p2 = Parsed(b2.to_bytes())
+    assert MiniPE(p2, 0x140000000, 0x8000).exports_state == "none"
+    with pytest.raises(ValueError):
+        DumpBuilder(arch="x64").add_pe_module(r"C:\x\b.dll", 0x10000, 0x8000, exports={"X": 0x7000})
+    with pytest.raises(ValueError):
+        b.add_pe_module(r"C:\x\c.dll", 0x20000000, 0x8000, arch="x64")

@@ -1,0 +1,115 @@
+//! `ntheap._core.ScanJob`: a batch scan running on Rust threads while Python polls its progress.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use numpy::IntoPyArray;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use crate::error::Result;
+use crate::scan::{scan, DumpScan};
+
+type Results = Vec<Result<DumpScan>>;
+
+/// A scan of many dumps, started on construction on a pool of Rust threads (the GIL is not
+/// held). Poll `done()` for progress; `results()` waits and returns one dict per dump, in order.
+#[pyclass(frozen, module = "ntheap._core")]
+pub struct ScanJob {
+    paths: Vec<PathBuf>,
+    done: Arc<AtomicUsize>,
+    handle: Mutex<Option<JoinHandle<Results>>>,
+    results: Mutex<Option<Arc<Results>>>,
+}
+
+#[pymethods]
+impl ScanJob {
+    #[new]
+    #[pyo3(signature = (paths, workers=None, symbol_path=None))]
+    fn new(paths: Vec<PathBuf>, workers: Option<usize>, symbol_path: Option<String>) -> Self {
+        let done = Arc::new(AtomicUsize::new(0));
+        let (p, d) = (paths.clone(), Arc::clone(&done));
+        let handle = std::thread::spawn(move || scan(&p, workers, symbol_path.as_deref(), &d));
+        ScanJob { paths, done, handle: Mutex::new(Some(handle)), results: Mutex::new(None) }
+    }
+
+    /// Number of dumps in the job.
+    #[getter]
+    fn total(&self) -> usize {
+        self.paths.len()
+    }
+
+    /// Number of dumps finished so far.
+    fn done(&self) -> usize {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    /// Whether every dump is finished.
+    fn finished(&self) -> bool {
+        self.done() == self.paths.len()
+    }
+
+    /// Wait for the scan, then one dict per dump (input order): path, error, error_kind,
+    /// timestamp_unix, pid, blocks (dict of numpy arrays), stack_keys.
+    fn results<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let results = py.detach(|| self.wait())?;
+        let out = PyList::empty(py);
+        for (path, r) in self.paths.iter().zip(results.iter()) {
+            let d = PyDict::new(py);
+            d.set_item("path", path.display().to_string())?;
+            match r {
+                Ok(s) => {
+                    d.set_item("error", py.None())?;
+                    d.set_item("error_kind", py.None())?;
+                    d.set_item("timestamp_unix", s.timestamp)?;
+                    d.set_item("pid", s.pid)?;
+                    let b = PyDict::new(py);
+                    b.set_item("heap", s.blocks.heap.clone().into_pyarray(py))?;
+                    b.set_item("address", s.blocks.address.clone().into_pyarray(py))?;
+                    b.set_item("user_address", s.blocks.user_address.clone().into_pyarray(py))?;
+                    b.set_item("user_size", s.blocks.user_size.clone().into_pyarray(py))?;
+                    b.set_item("kind", s.blocks.kind.clone().into_pyarray(py))?;
+                    b.set_item("stack_id", s.blocks.stack_id.clone().into_pyarray(py))?;
+                    d.set_item("blocks", b)?;
+                    d.set_item("stack_keys", s.stack_keys.clone())?;
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    let err: PyErr = e.clone().into();
+                    d.set_item("error", message)?;
+                    d.set_item("error_kind", err.get_type(py).name()?)?;
+                    d.set_item("timestamp_unix", py.None())?;
+                    d.set_item("pid", py.None())?;
+                    d.set_item("blocks", py.None())?;
+                    d.set_item("stack_keys", py.None())?;
+                }
+            }
+            out.append(d)?;
+        }
+        Ok(out)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<ScanJob {}/{} dumps done>", self.done(), self.paths.len())
+    }
+}
+
+impl ScanJob {
+    fn wait(&self) -> PyResult<Arc<Results>> {
+        let mut cached =
+            self.results.lock().map_err(|_| pyo3::exceptions::PyRuntimeError::new_err("scan state poisoned"))?;
+        if let Some(r) = cached.as_ref() {
+            return Ok(Arc::clone(r));
+        }
+        let handle = self.handle.lock().ok().and_then(|mut h| h.take());
+        let results = match handle {
+            Some(h) => h.join().map_err(|_| pyo3::exceptions::PyRuntimeError::new_err("the scan thread panicked"))?,
+            None => return Err(pyo3::exceptions::PyRuntimeError::new_err("scan results already taken")),
+        };
+        let results = Arc::new(results);
+        *cached = Some(Arc::clone(&results));
+        Ok(results)
+    }
+}

@@ -1,0 +1,95 @@
+//! Many dumps at once: each dump opened, walked and reduced to its busy blocks and stack keys on
+//! a rayon pool, with a progress counter another thread can poll.
+//!
+//! A dump that cannot be opened or walked yields its error in its slot; the others go on. A
+//! panic while analysing one dump (a bug) is caught at the dump boundary and reported as that
+//! dump's error, never propagated.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rayon::prelude::*;
+
+use crate::dump::Dump;
+use crate::error::{Error, Result};
+use crate::heap::{self, BlockKind};
+
+/// The busy user allocations of one dump, as columns.
+#[derive(Debug, Clone, Default)]
+pub struct BusyBlocks {
+    /// Owning heap.
+    pub heap: Vec<u64>,
+    /// Header address.
+    pub address: Vec<u64>,
+    /// User pointer.
+    pub user_address: Vec<u64>,
+    /// Requested bytes.
+    pub user_size: Vec<u64>,
+    /// [`BlockKind`] code (backend or virtual).
+    pub kind: Vec<u8>,
+    /// Index into [`DumpScan::stack_keys`], or -1.
+    pub stack_id: Vec<i32>,
+}
+
+/// What a scan keeps of one dump.
+#[derive(Debug, Clone)]
+pub struct DumpScan {
+    /// Dump time (seconds since the Unix epoch, UTC).
+    pub timestamp: u32,
+    /// Process id, when recorded.
+    pub pid: Option<u32>,
+    /// Busy backend and virtual blocks.
+    pub blocks: BusyBlocks,
+    /// One key per stack id: the symbolized frames joined with `\n`, innermost first.
+    pub stack_keys: Vec<String>,
+}
+
+/// Reduce one dump. `stacks` gives (per-block stack ids aligned with the walk's rows, the keys).
+pub fn scan_one(path: &Path, symbol_path: Option<&str>) -> Result<DumpScan> {
+    let dump = Dump::open(path)?;
+    let report = heap::walk(&dump)?;
+    let (block_stack_id, stack_keys) = crate::stacks::stack_keys(&dump, &report, symbol_path);
+    let b = &report.blocks;
+    let mut out = BusyBlocks::default();
+    let backend = BlockKind::Backend.code();
+    let virt = BlockKind::Virtual.code();
+    for i in 0..b.len() {
+        if !b.busy[i] || (b.kind[i] != backend && b.kind[i] != virt) {
+            continue;
+        }
+        out.heap.push(b.heap[i]);
+        out.address.push(b.address[i]);
+        out.user_address.push(b.user_address[i]);
+        out.user_size.push(b.user_size[i]);
+        out.kind.push(b.kind[i]);
+        out.stack_id.push(block_stack_id.get(i).copied().unwrap_or(-1));
+    }
+    Ok(DumpScan { timestamp: dump.info().timestamp, pid: dump.info().pid, blocks: out, stack_keys })
+}
+
+/// Scan `paths` on a pool of `workers` threads (all cores when `None`), counting finished dumps
+/// in `done`. Results are in input order.
+pub fn scan(
+    paths: &[PathBuf],
+    workers: Option<usize>,
+    symbol_path: Option<&str>,
+    done: &AtomicUsize,
+) -> Vec<Result<DumpScan>> {
+    let run = || {
+        paths
+            .par_iter()
+            .map(|p| {
+                let r = catch_unwind(AssertUnwindSafe(|| scan_one(p, symbol_path))).unwrap_or_else(|_| {
+                    Err(Error::Unsupported { reason: format!("internal error while analysing {}", p.display()) })
+                });
+                done.fetch_add(1, Ordering::Relaxed);
+                r
+            })
+            .collect()
+    };
+    match rayon::ThreadPoolBuilder::new().num_threads(workers.unwrap_or(0)).build() {
+        Ok(pool) => pool.install(run),
+        Err(_) => run(),
+    }
+}
