@@ -149,3 +149,26 @@ class StackTable:
             f"<StackTable: {len(self)} stacks, {len(self.frame_address)} frames "
             f"({len(self._u_address)} distinct addresses), {len(self._problems['kind'])} problems>"
         )
+
+    def _repr_html_(self) -> str:
+        """Notebook view: the counts, then the first 20 stacks with the frame that asked for the
+        memory (the first past the allocator) and their frames."""
+        import html
+
+        from .analysis import FrameClassifier
+
+        head = f"<p><b>{html.escape(repr(self))}</b></p>"
+        if not len(self):
+            return head + "<p>No allocation stacks: the process ran without +ust, or its trace database is not in the dump.</p>"
+        shown = min(len(self), 20)
+        callers = FrameClassifier().labels(self._keys[:shown])[0]
+        rows = "".join(
+            f"<tr><td>{i}</td><td>{int(self.depth[i])}</td><td><code>{html.escape(callers[i])}</code></td>"
+            f"<td><pre style='margin:0'>{html.escape(str(self._keys[i]))}</pre></td></tr>"
+            for i in range(shown)
+        )
+        more = f"<p>{len(self) - shown} more stacks; <code>to_pandas()</code> lists them all.</p>" if len(self) > shown else ""
+        return (
+            head + "<table><thead><tr><th>stack_id</th><th>depth</th><th>allocated by</th><th>frames (innermost first)</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>{more}"
+        )

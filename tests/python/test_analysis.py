@@ -578,3 +578,12 @@ def test_readme_command(tmp_path: Path) -> None:
     assert "Leak suspect 1" in run.stdout and "Leak suspect 2" in run.stdout
     assert (tmp_path / "leak-growth.png").exists()
     assert f"growth plot written to {tmp_path / 'leak-growth.png'}" in run.stderr
+
+
+def test_stack_table_html() -> None:
+    paths, exp = load_series("leaky_samples")
+    page = ntheap.Dump(paths[-1]).stacks()._repr_html_()
+    assert "StackTable" in page
+    for k in exp["per_dump"][-1]["stacks"]:
+        assert ntheap.top_frame(k).replace("<", "&lt;").replace(">", "&gt;") in page
+    assert "without +ust" in ntheap.Dump(FIXTURES / "heap_win7_x64.dmp").stacks()._repr_html_()

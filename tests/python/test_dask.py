@@ -23,7 +23,7 @@ NAMES = ["heap_ust_win7_x64", "heap_win10_1809_x64", "heap_ust_win10_x86"]
 
 @pytest.fixture(scope="module")
 def client() -> Iterator["distributed.Client"]:
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   worker_dashboard_address=None) as cluster, distributed.Client(cluster) as c:
         yield c
 
