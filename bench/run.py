@@ -2,6 +2,7 @@
 
     python bench/run.py memory [--gib 4] [--reads 1000000]
     python bench/run.py blocks [--blocks 5000000] [--arch x64]
+    python bench/run.py scan [--dumps 20] [--blocks 300000]
 
 ``memory``: writes a builder dump of GIB gibibytes (1 MiB ranges in Memory64List, streamed to
 disk, never held in memory), then runs ``examples/bench_memory.rs``, which times opening it and
@@ -80,6 +81,61 @@ def blocks(args: argparse.Namespace) -> None:
         dump.with_suffix(".json").unlink(missing_ok=True)
 
 
+# VmHWM (peak RSS of this process image, in kB), not ru_maxrss, which a child inherits from its
+# parent at fork on Linux.
+_PEAK = """
+import sys, ntheap
+def hwm():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+before = hwm()
+res = ntheap.scan([sys.argv[1]], workers=1, progress=False)
+assert not len(res.errors), res.errors
+print(before, hwm(), len(res.blocks))
+"""
+
+
+def scan(args: argparse.Namespace) -> None:
+    import ntheap
+
+    out = Path(args.out or tempfile.mkdtemp(prefix="ntheap-bench-"))
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    t = time.perf_counter()
+    for i in range(args.dumps):
+        p = out / f"scan-{i:03d}.dmp"
+        if not p.exists():
+            subprocess.run(
+                [sys.executable, str(ROOT / "tests" / "dumpbuilder" / "bigdump.py"), "heap", str(p),
+                 "--blocks", str(args.blocks + 1000 * i), "--ust"],
+                check=True, stdout=subprocess.DEVNULL,
+            )
+        paths.append(p)
+    size = sum(p.stat().st_size for p in paths)
+    print(f"{len(paths)} dumps, {size / 2**20:.0f} MiB, +ust, ~{args.blocks} blocks each (built in {time.perf_counter() - t:.1f} s)")
+    ntheap.scan(paths, workers=2, progress=False)  # warm the page cache
+    times = {}
+    for workers in (1, 2):
+        best = float("inf")
+        for _ in range(3):
+            t = time.perf_counter()
+            res = ntheap.scan(paths, workers=workers, progress=False)
+            best = min(best, time.perf_counter() - t)
+        times[workers] = best
+        print(f"scan workers={workers}: {best:.2f} s  ({len(paths) / best:.1f} dumps/s, {len(res.blocks):,} busy blocks)")
+    print(f"speed-up 2 workers / 1 worker: {times[1] / times[2]:.2f}x")
+    peak = subprocess.run([sys.executable, "-c", _PEAK, str(paths[0])], capture_output=True, text=True, check=True)
+    before, after, rows = (int(x) for x in peak.stdout.split())
+    print(
+        f"peak RSS scanning one dump ({paths[0].stat().st_size / 2**20:.0f} MiB, {rows:,} busy blocks): "
+        f"{after / 1024:.0f} MiB, of which {before / 1024:.0f} MiB is Python + ntheap before the scan "
+        f"(+{(after - before) / 1024:.0f} MiB; touched pages of the mapped dump count as RSS)"
+    )
+    if not args.keep:
+        for p in paths:
+            p.unlink()
+            p.with_suffix(".json").unlink(missing_ok=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="bench", required=True)
@@ -95,6 +151,12 @@ def main() -> None:
     b.add_argument("--out")
     b.add_argument("--keep", action="store_true")
     b.set_defaults(run=blocks)
+    sc = sub.add_parser("scan", help="ntheap.scan of many dumps with 1 and 2 workers, and peak memory")
+    sc.add_argument("--dumps", type=int, default=20)
+    sc.add_argument("--blocks", type=int, default=300_000)
+    sc.add_argument("--out")
+    sc.add_argument("--keep", action="store_true")
+    sc.set_defaults(run=scan)
     args = parser.parse_args()
     args.run(args)
 
