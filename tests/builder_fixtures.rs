@@ -1,0 +1,131 @@
+//! The core against the dumps written by the test dump builder (`tests/dumpbuilder/`, Python),
+//! the same checked-in fixtures the Python tests use. Every expected value is read from the
+//! builder's JSON beside each dump; the builder never uses the reader's layout tables.
+
+use std::path::{Path, PathBuf};
+
+use ntheap::heap::{self, BlockKind, HeapStatus};
+use ntheap::process::{self, process_info};
+use ntheap::{Dump, Error};
+use serde_json::Value;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Every `(dump, expected)` pair that describes a scenario (not the malformed files).
+fn scenarios() -> Vec<(PathBuf, Value)> {
+    let mut out: Vec<(PathBuf, Value)> = std::fs::read_dir(fixtures())
+        .expect("tests/fixtures exists")
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            (p.extension()? == "json").then_some(p)
+        })
+        .filter_map(|json| {
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).ok()?).ok()?;
+            v.get("scenario")?;
+            Some((json.with_extension("dmp"), v))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(out.len() >= 30, "expected the builder's scenarios, found {}", out.len());
+    out
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not an unsigned integer: {v}"))
+}
+
+#[test]
+fn metadata_modules_threads_and_pebs() {
+    for (path, exp) in scenarios() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let dump = Dump::open(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let t = dump.target();
+        assert_eq!(t.arch.name(), exp["arch"].as_str().unwrap(), "{name}");
+        assert_eq!(t.version.to_string(), exp["os_version"].as_str().unwrap(), "{name}");
+        assert_eq!(process::is_wow64(&dump), exp["is_wow64"].as_bool().unwrap(), "{name}");
+        assert_eq!(dump.info().pid.map(u64::from), exp["pid"].as_u64(), "{name}");
+        assert_eq!(u64::from(dump.info().timestamp), u(&exp["timestamp"]), "{name}");
+        let mods: Vec<(u64, u64)> = dump.info().modules.iter().map(|m| (m.base, u64::from(m.size))).collect();
+        let want: Vec<(u64, u64)> =
+            exp["modules"].as_array().unwrap().iter().map(|m| (u(&m["base"]), u(&m["size"]))).collect();
+        assert_eq!(mods, want, "{name}");
+        let threads: Vec<(u64, u64)> = dump.info().threads.iter().map(|t| (u64::from(t.id), t.teb)).collect();
+        let want: Vec<(u64, u64)> =
+            exp["threads"].as_array().unwrap().iter().map(|t| (u(&t["id"]), u(&t["teb"]))).collect();
+        assert_eq!(threads, want, "{name}");
+
+        let peb = &exp["peb"];
+        match process_info(&dump) {
+            Ok(p) => {
+                assert_eq!(p.native.address, u(&peb["address"]), "{name}");
+                assert_eq!(u64::from(p.native.nt_global_flag), u(&peb["nt_global_flag"]), "{name}");
+                if peb["process_heaps_captured"].as_bool().unwrap() {
+                    let heaps: Vec<u64> = peb["heaps"].as_array().unwrap().iter().map(u).collect();
+                    assert_eq!(p.native.process_heaps.as_deref(), Some(&heaps[..]), "{name}");
+                }
+                assert_eq!(p.wow64.is_some(), exp["is_wow64"].as_bool().unwrap(), "{name}");
+                if let Some(w) = &p.wow64 {
+                    assert_eq!(w.address, u(&exp["peb32"]["address"]), "{name}");
+                }
+            }
+            Err(Error::StructureNotCaptured { address, .. }) => {
+                assert!(!peb["captured"].as_bool().unwrap(), "{name}");
+                assert_eq!(address, u(&peb["address"]), "{name}");
+            }
+            Err(Error::NotFound { .. }) => assert!(exp["threads"].as_array().unwrap().is_empty(), "{name}"),
+            Err(e) => panic!("{name}: {e}"),
+        }
+    }
+}
+
+#[test]
+fn heap_walks_match_the_builder() {
+    let mut checked = 0;
+    for (path, exp) in scenarios() {
+        let Some(heaps) = exp.get("heaps") else { continue };
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let dump = Dump::open(&path).unwrap();
+        let report = heap::walk(&dump).unwrap();
+        let all: Vec<&Value> = heaps
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(exp.get("heaps32").and_then(Value::as_array).into_iter().flatten())
+            .collect();
+        assert_eq!(report.heaps.len(), all.len(), "{name}");
+        let clean = exp["corruption"].as_array().is_none_or(|c| c.is_empty());
+        for e in all {
+            let h = report.heap(u(&e["address"])).unwrap_or_else(|| panic!("{name}: heap {} missing", e["address"]));
+            if e.get("type").and_then(Value::as_str).unwrap_or("nt") != "nt" {
+                assert_eq!(h.status, HeapStatus::NotWalked, "{name}");
+                continue;
+            }
+            assert_eq!(h.status, HeapStatus::Walked, "{name}");
+            assert_eq!(h.arch.name(), e["arch"].as_str().unwrap(), "{name}");
+            assert_eq!(u64::from(h.flags), u(&e["flags"]), "{name}");
+            assert_eq!(h.summary.reserved, u(&e["totals"]["reserved"]), "{name}");
+            assert_eq!(h.summary.committed, u(&e["totals"]["committed"]), "{name}");
+            assert_eq!(h.virtual_blocks.len(), e["walk"]["virtual_blocks"].as_array().unwrap().len(), "{name}");
+            if clean && e["corruption"].as_array().is_none_or(|c| c.is_empty()) {
+                assert_eq!(h.summary.free_bytes, u(&e["free"]["bytes"]), "{name}");
+                assert_eq!(h.summary.free_blocks, u(&e["free"]["count"]), "{name}");
+                let rows: Vec<u64> = report.blocks.address[h.blocks.clone()].to_vec();
+                let mut rows_sorted = rows.clone();
+                rows_sorted.sort_unstable();
+                let want: Vec<u64> = e["blocks"].as_array().unwrap().iter().map(|b| u(&b["address"])).collect();
+                assert_eq!(rows_sorted, want, "{name}: heap {:#x}", h.address);
+                let busy_user: u64 = h
+                    .blocks
+                    .clone()
+                    .filter(|&i| report.blocks.busy[i] && report.blocks.kind[i] == BlockKind::Backend.code())
+                    .map(|i| report.blocks.user_size[i])
+                    .sum();
+                assert_eq!(busy_user, u(&e["busy"]["user_bytes"]), "{name}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "only {checked} heaps checked");
+}
