@@ -37,15 +37,15 @@ impl BlockIndex {
         let mut ext: Vec<(u64, u64, u32)> = Vec::with_capacity(b.len());
         for h in &report.heaps {
             let rows = h.blocks.start.min(b.len())..h.blocks.end.min(b.len());
-            let mut virtual_blocks = h.virtual_blocks.iter();
+            // (row, entry) of the heap's virtual blocks, in row order.
+            let vrows = report.virtual_block_rows(h);
+            let mut virtual_blocks =
+                vrows.iter().zip(&h.virtual_blocks).filter_map(|(r, v)| Some(((*r)?, v))).peekable();
             for row in rows {
                 let Ok(r) = u32::try_from(row) else { break };
                 let (mut start, mut len) = (b.address[row], b.size[row]);
-                if b.kind[row] == BlockKind::Virtual.code() {
-                    // Rows and `virtual_blocks` are appended together, in list order.
-                    if let Some(v) = virtual_blocks.next().filter(|v| v.header_address == start) {
-                        (start, len) = (v.address, v.commit_size);
-                    }
+                if let Some((_, v)) = virtual_blocks.next_if(|&(vr, _)| vr == row) {
+                    (start, len) = (v.address, v.commit_size);
                 }
                 let end = start.saturating_add(len);
                 if end > start {

@@ -16,7 +16,7 @@ use minidump::{
 
 use crate::error::{Error, Result};
 use crate::mapped::FileBytes;
-use crate::memory::{AddressSpace, CapturedRange};
+use crate::memory::{AddressSpace, CapturedRange, ClipReason};
 use crate::target::{Arch, Target, WinVersion};
 
 /// `MINIDUMP_STREAM_TYPE` values used here (minidumpapiset.h).
@@ -314,10 +314,17 @@ impl Dump {
         }
         let (memory, clipped) = AddressSpace::new(Arc::clone(&bytes), declared);
         for c in clipped {
-            warnings.push(format!(
-                "memory range {:#x}+{:#x} declared at file offset {:#x} runs past the end of the file ({:#x} bytes); kept {:#x} bytes",
-                c.declared.va, c.declared.len, c.declared.file_offset, file_size, c.kept
-            ));
+            let (va, len, at) = (c.declared.va, c.declared.len, c.declared.file_offset);
+            warnings.push(match c.reason {
+                ClipReason::PastEnd => format!(
+                    "memory range {va:#x}+{len:#x} declared at file offset {at:#x} runs past the end of the file ({file_size:#x} bytes); kept {:#x} bytes",
+                    c.kept
+                ),
+                ClipReason::SharedFileBytes => format!(
+                    "memory range {va:#x}+{len:#x} at file offset {at:#x} reuses file bytes of another range; kept {:#x} bytes",
+                    c.kept
+                ),
+            });
         }
 
         let info = DumpInfo {

@@ -128,6 +128,18 @@ impl Error {
     }
 }
 
+/// Run `f`, turning a panic into [`Error::Unsupported`] ("internal error while `what`").
+///
+/// Every read of dump data is bounds-checked, so a panic is a bug here, or in a dependency that
+/// parses the dump; either way it must reach the caller as an error about this dump (the batch
+/// scan goes on with the next one; Python gets a `DumpError`, not a `PanicException`, which
+/// derives from `BaseException` and escapes `except Exception`). The panic message still goes
+/// to the panic hook (stderr).
+pub fn guard<T>(what: impl FnOnce() -> String, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(Error::Unsupported { reason: format!("internal error while {}", what()) }))
+}
+
 impl Error {
     /// Name the structure a failed read was for: a [`Error::MemoryNotCaptured`] becomes
     /// [`Error::StructureNotCaptured`]; other errors pass through.
@@ -137,6 +149,24 @@ impl Error {
                 Error::StructureNotCaptured { what: what.into(), address, size }
             }
             other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guard_turns_a_panic_into_an_error() {
+        assert_eq!(guard(|| "x".into(), || Ok(3)).unwrap(), 3);
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let e = guard(|| "walking heaps of a.dmp".into(), || -> Result<()> { panic!("bug") });
+        std::panic::set_hook(hook);
+        match e {
+            Err(Error::Unsupported { reason }) => assert_eq!(reason, "internal error while walking heaps of a.dmp"),
+            other => panic!("unexpected {other:?}"),
         }
     }
 }

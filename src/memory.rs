@@ -11,9 +11,16 @@
 //!   by the caller), never trusted.
 //! * Ranges are sorted by address; overlaps (seen in dumps that list a stack in both streams) keep
 //!   the first range and clip the later one.
+//! * No two ranges may share file bytes. A writer stores each range's data once, but a crafted
+//!   MemoryListStream can point many descriptors at the same bytes; that would let a small file
+//!   claim gigabytes of "captured" memory, and every walk bounded by captured bytes (heap
+//!   segments, list-node budgets) would no longer be bounded by the file. Of ranges that share
+//!   file bytes the one stored first in the file keeps them (ties: the lower address); the others
+//!   are clipped and reported. So captured bytes never exceed the file size.
 //! * Neighbours that are adjacent both in the address space and in the file are coalesced, so most
 //!   reads of a full dump are one slice of the map, with no copy.
-//! * Lookup is a binary search over range ends: O(log n) per read.
+//! * Lookup is a binary search over range ends: O(log n) per read, and per count of the captured
+//!   bytes of an interval.
 //!
 //! A read that spans several ranges that touch in the address space but not in the file is copied
 //! into an owned buffer; one that touches a gap fails with [`Error::MemoryNotCaptured`], naming the
@@ -44,13 +51,26 @@ impl CapturedRange {
     }
 }
 
+/// Why a range was clipped while indexing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClipReason {
+    /// Its data runs past the end of the file (a truncated dump) or past the top of the address
+    /// space.
+    PastEnd,
+    /// Its data lies in file bytes that an earlier range already holds (see the module doc).
+    SharedFileBytes,
+}
+
 /// A range whose declared data does not fit the file, as found while indexing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClippedRange {
-    /// The range as declared by the stream.
+    /// The range as declared by the stream (for [`ClipReason::SharedFileBytes`], as left by the
+    /// address-overlap step).
     pub declared: CapturedRange,
-    /// How many of its bytes the file actually holds.
+    /// How many of its bytes were kept.
     pub kept: u64,
+    /// Why it was clipped.
+    pub reason: ClipReason,
 }
 
 /// The captured memory of a dump, indexed for O(log n) reads.
@@ -60,6 +80,8 @@ pub struct AddressSpace {
     ranges: Vec<CapturedRange>,
     /// `ranges[i].end()`, kept apart so the binary search touches 8 bytes per probe, not 24.
     ends: Vec<u64>,
+    /// `total[i]` = bytes of `ranges[..i]` (one more entry than `ranges`).
+    total: Vec<u64>,
 }
 
 impl AddressSpace {
@@ -75,7 +97,7 @@ impl AddressSpace {
             let room = u64::MAX - r.va;
             let keep = r.len.min(available).min(room);
             if keep < r.len {
-                clipped.push(ClippedRange { declared: r, kept: keep });
+                clipped.push(ClippedRange { declared: r, kept: keep, reason: ClipReason::PastEnd });
             }
             if keep > 0 {
                 ranges.push(CapturedRange { len: keep, ..r });
@@ -83,9 +105,9 @@ impl AddressSpace {
         }
         // Stable sort keeps the stream order among equal starts, so "first wins" is well defined.
         ranges.sort_by_key(|r| r.va);
-        let mut out: Vec<CapturedRange> = Vec::with_capacity(ranges.len());
+        let mut disjoint: Vec<CapturedRange> = Vec::with_capacity(ranges.len());
         for mut r in ranges {
-            if let Some(last) = out.last_mut() {
+            if let Some(last) = disjoint.last() {
                 let last_end = last.end();
                 if r.va < last_end {
                     // Overlap: keep the earlier range's bytes, clip this one's head.
@@ -95,6 +117,31 @@ impl AddressSpace {
                     }
                     r = CapturedRange { va: last_end, len: r.len - skip, file_offset: r.file_offset + skip };
                 }
+            }
+            disjoint.push(r);
+        }
+        // No file byte may back two addresses: sweep in file order, clip the head of a range
+        // that starts inside file bytes already taken.
+        disjoint.sort_by_key(|r| (r.file_offset, r.va));
+        let mut unique: Vec<CapturedRange> = Vec::with_capacity(disjoint.len());
+        let mut taken_to = 0u64;
+        for mut r in disjoint {
+            if r.file_offset < taken_to {
+                let skip = taken_to - r.file_offset;
+                let kept = r.len.saturating_sub(skip);
+                clipped.push(ClippedRange { declared: r, kept, reason: ClipReason::SharedFileBytes });
+                if kept == 0 {
+                    continue;
+                }
+                r = CapturedRange { va: r.va + skip, len: kept, file_offset: taken_to };
+            }
+            taken_to = r.file_offset + r.len;
+            unique.push(r);
+        }
+        unique.sort_by_key(|r| r.va);
+        let mut out: Vec<CapturedRange> = Vec::with_capacity(unique.len());
+        for r in unique {
+            if let Some(last) = out.last_mut() {
                 if r.va == last.end() && r.file_offset == last.file_offset + last.len {
                     last.len += r.len;
                     continue;
@@ -103,7 +150,13 @@ impl AddressSpace {
             out.push(r);
         }
         let ends = out.iter().map(CapturedRange::end).collect();
-        (AddressSpace { bytes, ranges: out, ends }, clipped)
+        let mut total = Vec::with_capacity(out.len() + 1);
+        total.push(0u64);
+        for r in &out {
+            // Cannot overflow: the ranges hold distinct bytes of one file.
+            total.push(total[total.len() - 1] + r.len);
+        }
+        (AddressSpace { bytes, ranges: out, ends, total }, clipped)
     }
 
     /// The indexed ranges, sorted by address, non-overlapping, coalesced.
@@ -111,9 +164,9 @@ impl AddressSpace {
         &self.ranges
     }
 
-    /// Total captured bytes.
+    /// Total captured bytes (never more than the file holds).
     pub fn captured_bytes(&self) -> u64 {
-        self.ranges.iter().map(|r| r.len).sum()
+        self.total.last().copied().unwrap_or(0)
     }
 
     /// Index of the range containing `addr`, if any.
@@ -222,19 +275,20 @@ impl AddressSpace {
         }
     }
 
-    /// How many bytes of `base..base+size` are captured. O(log n + ranges in the interval).
+    /// How many bytes of `base..base+size` are captured. O(log n), however many ranges the
+    /// interval spans (a damaged MemoryInfoList may list regions that span them all).
     pub fn captured_in(&self, base: u64, size: u64) -> u64 {
         let end = base.saturating_add(size);
-        let mut i = self.ends.partition_point(|&end| end <= base);
-        let mut total = 0;
-        while let Some(r) = self.ranges.get(i) {
-            if r.va >= end {
-                break;
-            }
-            total += end.min(r.end()) - base.max(r.va);
-            i += 1;
+        // Ranges `first..past` are the ones that intersect `base..end`.
+        let first = self.ends.partition_point(|&e| e <= base);
+        let past = self.ranges.partition_point(|r| r.va < end);
+        if first >= past {
+            return 0;
         }
-        total
+        let mut n = self.total[past] - self.total[first];
+        n -= base.saturating_sub(self.ranges[first].va);
+        n -= self.ends[past - 1].saturating_sub(end);
+        n
     }
 }
 
@@ -296,6 +350,58 @@ mod tests {
         assert_eq!(s.ranges(), &[CapturedRange { va: 0x1000, len: 0x80, file_offset: 0x380 }]);
         assert_eq!(s.captured_in(0x0, 0x2000), 0x80);
         assert_eq!(s.captured_in(0x1040, 0x10), 0x10);
+    }
+
+    #[test]
+    fn ranges_never_share_file_bytes() {
+        // Four descriptors alias file bytes 0x100..0x200 at four addresses (a crafted
+        // MemoryList); one more overlaps their tail. Only the first holder keeps each byte.
+        let (s, clipped) = space(
+            file(),
+            &[(0x9000, 0x100, 0x100), (0x1000, 0x100, 0x100), (0x5000, 0x100, 0x100), (0x7000, 0x80, 0x180)],
+        );
+        assert_eq!(s.ranges(), &[CapturedRange { va: 0x1000, len: 0x100, file_offset: 0x100 }]);
+        assert_eq!(s.captured_bytes(), 0x100);
+        assert_eq!(clipped.len(), 3);
+        assert!(clipped.iter().all(|c| c.reason == ClipReason::SharedFileBytes && c.kept == 0));
+        assert!(s.read(0x9000, 1).is_err() && s.read(0x7000, 1).is_err());
+        // A partial overlap keeps the range's own tail.
+        let (s, clipped) = space(file(), &[(0x1000, 0x100, 0x0), (0x2000, 0x100, 0x80)]);
+        assert_eq!(
+            s.ranges(),
+            &[
+                CapturedRange { va: 0x1000, len: 0x100, file_offset: 0x0 },
+                CapturedRange { va: 0x2080, len: 0x80, file_offset: 0x100 },
+            ]
+        );
+        assert_eq!((clipped[0].kept, clipped[0].reason), (0x80, ClipReason::SharedFileBytes));
+        assert_eq!(s.read_u8(0x2080).unwrap(), 0x00);
+        // However many descriptors alias a file, what is captured fits in it.
+        let many: Vec<(u64, u64, u64)> = (0..1000).map(|i| (0x10_0000 + i * 0x1000, 0x400, 0)).collect();
+        let (s, _) = space(file(), &many);
+        assert_eq!(s.captured_bytes(), 0x400);
+    }
+
+    #[test]
+    fn captured_in_matches_a_byte_count() {
+        let layouts: [&[(u64, u64, u64)]; 3] = [
+            &[(0x1000, 0x10, 0x0), (0x1010, 0x10, 0x100), (0x1040, 0x20, 0x20), (0x2000, 0x8, 0x40)],
+            &[(0x0, 0x10, 0x0), (u64::MAX - 0x10, 0x40, 0x10)],
+            &[],
+        ];
+        for ranges in layouts {
+            let (s, _) = space(file(), ranges);
+            let brute = |base: u64, size: u64| {
+                let end = base.saturating_add(size);
+                s.ranges().iter().map(|r| end.min(r.end()).saturating_sub(base.max(r.va))).sum::<u64>()
+            };
+            let points = [0, 1, 0x8, 0xfff, 0x1000, 0x1008, 0x1010, 0x1018, 0x1030, 0x1050, 0x2004, 0x3000];
+            for &base in points.iter().chain(&[u64::MAX - 0x20, u64::MAX]) {
+                for size in [0, 1, 4, 0x10, 0x18, 0x40, 0x1000, u64::MAX] {
+                    assert_eq!(s.captured_in(base, size), brute(base, size), "{ranges:x?} {base:#x}+{size:#x}");
+                }
+            }
+        }
     }
 
     #[test]

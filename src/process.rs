@@ -19,6 +19,10 @@ use crate::layouts::{select, LayoutRow};
 use crate::memory::AddressSpace;
 use crate::target::Arch;
 
+/// Where WOW64 places a thread's 32-bit TEB when the 64-bit TEB's first pointer does not lead to
+/// it: right after the 64-bit TEB (Windows 7 through 11, see the module doc).
+pub const TEB32_AFTER_TEB64: u64 = 0x2000;
+
 /// Upper bound on heap pointers read from `_PEB.ProcessHeaps`. The PEB grows the array by 16 at a
 /// time; thousands of heaps would be extraordinary. A corrupt count is capped, not trusted.
 pub const MAX_HEAPS: u32 = 4096;
@@ -150,7 +154,7 @@ pub fn process_info(dump: &Dump) -> Result<ProcessInfo> {
     let mut first_err = None;
     let mut found = None;
     for t in threads {
-        match mem.read_ptr(arch, t.teb + u64::from(native_layout.teb_peb)) {
+        match mem.read_ptr(arch, t.teb.wrapping_add(u64::from(native_layout.teb_peb))) {
             Ok(peb) => {
                 found = Some((t.teb, peb));
                 break;
@@ -171,10 +175,11 @@ pub fn process_info(dump: &Dump) -> Result<ProcessInfo> {
             what: "32-bit TEB",
             reason: format!(
                 "neither the first pointer of the 64-bit TEB {teb:#x} nor {:#x} is a captured 32-bit TEB",
-                teb + 0x2000
+                teb.wrapping_add(TEB32_AFTER_TEB64)
             ),
         })?;
-        let peb32 = mem.read_ptr(Arch::X86, teb32 + u64::from(l32.teb_peb)).map_err(|e| e.reading("32-bit TEB"))?;
+        let peb32 =
+            mem.read_ptr(Arch::X86, teb32.wrapping_add(u64::from(l32.teb_peb))).map_err(|e| e.reading("32-bit TEB"))?;
         Some(read_peb(mem, Arch::X86, l32, teb32, peb32)?)
     } else {
         None
@@ -183,9 +188,11 @@ pub fn process_info(dump: &Dump) -> Result<ProcessInfo> {
 }
 
 fn find_teb32(mem: &AddressSpace, teb64: u64, l32: &PebLayout) -> Option<u64> {
-    let self_points_back = |teb32: u64| mem.read_ptr(Arch::X86, teb32 + u64::from(l32.teb_self)).ok() == Some(teb32);
+    // Addresses come from the dump: wrapping arithmetic, and the Self check rejects what wraps.
+    let self_points_back =
+        |teb32: u64| mem.read_ptr(Arch::X86, teb32.wrapping_add(u64::from(l32.teb_self))).ok() == Some(teb32);
     let linked = mem.read_u64(teb64).ok().filter(|&p| p != 0 && p <= u64::from(u32::MAX));
-    linked.into_iter().chain([teb64 + 0x2000]).find(|&t| self_points_back(t))
+    linked.into_iter().chain([teb64.wrapping_add(TEB32_AFTER_TEB64)]).find(|&t| self_points_back(t))
 }
 
 fn read_peb(mem: &AddressSpace, arch: Arch, l: &PebLayout, teb: u64, address: u64) -> Result<Peb> {
@@ -200,10 +207,7 @@ fn read_peb(mem: &AddressSpace, arch: Arch, l: &PebLayout, teb: u64, address: u6
     })?;
     let u16_at = |o: u16| u16::from_le_bytes([raw[o as usize], raw[o as usize + 1]]);
     let u32_at = |o: u16| u32::from_le_bytes(raw[o as usize..o as usize + 4].try_into().expect("4 bytes"));
-    let ptr_at = |o: u16| match arch {
-        Arch::X86 => u64::from(u32_at(o)),
-        Arch::X64 => u64::from_le_bytes(raw[o as usize..o as usize + 8].try_into().expect("8 bytes")),
-    };
+    let ptr_at = |o: u16| arch.ptrs(&raw[o as usize..]).next().unwrap_or(0);
     let number_of_heaps = u32_at(l.number_of_heaps);
     let maximum_number_of_heaps = u32_at(l.maximum_number_of_heaps);
     let process_heaps_address = ptr_at(l.process_heaps);
@@ -219,15 +223,7 @@ fn read_peb(mem: &AddressSpace, arch: Arch, l: &PebLayout, teb: u64, address: u6
         number_of_heaps
     };
     let process_heaps = match mem.read(process_heaps_address, u64::from(count) * ptr) {
-        Ok(bytes) => Some(
-            bytes
-                .chunks_exact(ptr as usize)
-                .map(|c| match arch {
-                    Arch::X86 => u64::from(u32::from_le_bytes(c.try_into().expect("4 bytes"))),
-                    Arch::X64 => u64::from_le_bytes(c.try_into().expect("8 bytes")),
-                })
-                .collect(),
-        ),
+        Ok(bytes) => Some(arch.ptrs(&bytes).collect()),
         Err(e) => {
             problem = Some(e.reading("ProcessHeaps array").to_string());
             None
@@ -253,6 +249,17 @@ fn read_peb(mem: &AddressSpace, arch: Arch, l: &PebLayout, teb: u64, address: u6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_teb_at_the_top_of_the_address_space_does_not_wrap() {
+        // TEB addresses are dump data. A captured 64-bit TEB in the last page whose first
+        // pointer is null: the fallback TEB64 + 0x2000 lies past 2^64 and is simply not a TEB.
+        use crate::heap::testing::Space;
+        let teb64 = u64::MAX - 0xfff;
+        let mem = Space::new(teb64, 0xfff).build();
+        let l32 = &crate::layouts::select(PEB_LAYOUTS, "_PEB", Arch::X86, 7601).unwrap().layout;
+        assert_eq!(find_teb32(&mem, teb64, l32), None);
+    }
 
     #[test]
     fn flag_names_decode_heap_bits() {

@@ -5,14 +5,13 @@
 //! panic while analysing one dump (a bug) is caught at the dump boundary and reported as that
 //! dump's error, never propagated.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
 use crate::dump::Dump;
-use crate::error::{Error, Result};
+use crate::error::{guard, Result};
 use crate::heap::{self, BlockKind};
 
 /// The busy user allocations of one dump, as columns.
@@ -80,9 +79,7 @@ pub fn scan(
         paths
             .par_iter()
             .map(|p| {
-                let r = catch_unwind(AssertUnwindSafe(|| scan_one(p, symbol_path))).unwrap_or_else(|_| {
-                    Err(Error::Unsupported { reason: format!("internal error while analysing {}", p.display()) })
-                });
+                let r = guard(|| format!("analysing {}", p.display()), || scan_one(p, symbol_path));
                 done.fetch_add(1, Ordering::Relaxed);
                 r
             })

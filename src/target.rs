@@ -20,6 +20,15 @@ impl Arch {
         }
     }
 
+    /// The pointers of this width stored little-endian in `bytes`, zero-extended to `u64` (a
+    /// trailing partial pointer is ignored).
+    pub fn ptrs(self, bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
+        bytes.chunks_exact(self.ptr_size() as usize).map(move |c| match self {
+            Arch::X86 => u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            Arch::X64 => u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]),
+        })
+    }
+
     /// The name users know: `x86` or `x64`.
     pub const fn name(self) -> &'static str {
         match self {
@@ -59,4 +68,17 @@ pub struct Target {
     pub arch: Arch,
     /// The OS version.
     pub version: WinVersion,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointers_decode_by_width() {
+        let b = [1, 0, 0, 0, 2, 0, 0, 0x80, 3];
+        assert_eq!(Arch::X86.ptrs(&b).collect::<Vec<_>>(), vec![1, 0x8000_0002]);
+        assert_eq!(Arch::X64.ptrs(&b).collect::<Vec<_>>(), vec![0x8000_0002_0000_0001]);
+        assert_eq!(Arch::X64.ptrs(&b[..7]).count(), 0);
+    }
 }

@@ -1,6 +1,7 @@
 """Type stubs for the compiled core ``ntheap._core`` (checked by ``mypy.stubtest``)."""
 
 from os import PathLike
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, final
 
 import numpy as np
@@ -143,7 +144,7 @@ class Dump:
     @property
     def clr_module(self) -> Optional[str]: ...
     @property
-    def path(self) -> str: ...
+    def path(self) -> Path: ...
     @property
     def file_size(self) -> int: ...
     @property

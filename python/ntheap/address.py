@@ -33,11 +33,17 @@ MEM_FREE = 0x10000
 MEM_IMAGE = 0x1000000
 MEM_MAPPED = 0x40000
 USAGE_ORDER = ["Free", "<unknown>", "Image", "Heap", "Stack", "Other", "TEB", "PEB"]
+_U64_MAX = (1 << 64) - 1
 
 
 def _containing(base: np.ndarray, end: np.ndarray, addresses: List[int]) -> np.ndarray:
-    """Mask of regions that contain any of ``addresses``."""
+    """Mask of regions that contain any of ``addresses``.
+
+    Addresses come from the dump (a TEB at the top of the address space plus the WOW64 offset
+    lies past 2**64); those outside the 64-bit space are in no region.
+    """
     mask = np.zeros(len(base), dtype=bool)
+    addresses = [a for a in addresses if 0 <= a <= _U64_MAX]
     if not addresses:
         return mask
     order = np.argsort(base)

@@ -198,6 +198,17 @@ impl HeapReport {
     pub fn summary_table(&self) -> String {
         summary_table(self)
     }
+
+    /// For each of `heap`'s [`HeapInfo::virtual_blocks`], its row in [`Self::blocks`]. The walker
+    /// appends one [`BlockKind::Virtual`] row per entry, in list order, so the k-th virtual row of
+    /// the heap belongs to the k-th entry; `None` where that row is missing or is for another
+    /// address.
+    pub fn virtual_block_rows(&self, heap: &HeapInfo) -> Vec<Option<usize>> {
+        let b = &self.blocks;
+        let virt = BlockKind::Virtual.code();
+        let mut rows = (heap.blocks.start.min(b.len())..heap.blocks.end.min(b.len())).filter(|&i| b.kind[i] == virt);
+        heap.virtual_blocks.iter().map(|v| rows.next().filter(|&r| b.address[r] == v.header_address)).collect()
+    }
 }
 
 /// What the per-heap walkers share.

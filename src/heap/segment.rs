@@ -41,7 +41,7 @@
 //! can form a valid chain; blocks found that way lie inside the region that was already known to
 //! be damaged.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 
 use super::columns::{BlockColumns, BlockKind, BlockRow};
@@ -134,9 +134,11 @@ pub(crate) fn segment_addresses(ctx: &HeapCtx<'_>, rec: &mut Recorder<'_>) -> Ve
         rec.record(p.address, p.kind, p.detail.clone());
     }
     let mut out = vec![ctx.heap];
+    // A set, not `out.contains`: a crafted list of MAX_SEGMENTS nodes would make that quadratic.
+    let mut seen: HashSet<u64> = HashSet::from([ctx.heap]);
     for node in w.nodes {
         match sub_link(node, l.segment.segment_list_entry) {
-            Some(seg) if !out.contains(&seg) => out.push(seg),
+            Some(seg) if seen.insert(seg) => out.push(seg),
             Some(_) => {}
             None => {
                 rec.record(node, CorruptionKind::BadLink, format!("SegmentList node {node:#x} is below its offset"))

@@ -88,13 +88,15 @@ pub struct HeapSummary {
 impl HeapSummary {
     /// Compute from a walked heap and the report's columns.
     pub fn compute(info: &HeapInfo, blocks: &BlockColumns) -> HeapSummary {
+        // Sizes read from the dump: a damaged header may hold anything, so the totals saturate.
+        let total = |it: &mut dyn Iterator<Item = u64>| it.fold(0u64, u64::saturating_add);
         let mut s = HeapSummary {
-            reserved: info.segments.iter().map(|g| g.reserved_bytes).sum(),
-            committed: info.segments.iter().map(|g| g.committed_bytes).sum(),
+            reserved: total(&mut info.segments.iter().map(|g| g.reserved_bytes)),
+            committed: total(&mut info.segments.iter().map(|g| g.committed_bytes)),
             header_free_bytes: info.total_free_size,
             ucr_count: info.segments.iter().map(|g| g.ucrs.len() as u64).sum(),
             virtual_block_count: info.virtual_blocks.len() as u64,
-            virtual_block_bytes: info.virtual_blocks.iter().map(|v| v.commit_size).sum(),
+            virtual_block_bytes: total(&mut info.virtual_blocks.iter().map(|v| v.commit_size)),
             lock_contention: info.lock_contention,
             front_end_type: info.front_end_type,
             ..HeapSummary::default()
@@ -104,7 +106,7 @@ impl HeapSummary {
         for i in info.blocks.clone() {
             if !blocks.busy[i] && blocks.kind[i] == backend {
                 s.free_blocks += 1;
-                s.free_bytes += blocks.size[i];
+                s.free_bytes = s.free_bytes.saturating_add(blocks.size[i]);
             }
         }
         s

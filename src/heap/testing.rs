@@ -72,13 +72,19 @@ impl Space {
 
     /// The captured address space (regions laid out back to back in a file, in the order added).
     pub(crate) fn build(&self) -> AddressSpace {
+        let (file, ranges) = self.file_and_ranges();
+        AddressSpace::new(Arc::new(FileBytes::Owned(file)), ranges).0
+    }
+
+    /// The file [`Self::build`] indexes, and its ranges, for tests that add ranges of their own.
+    pub(crate) fn file_and_ranges(&self) -> (Vec<u8>, Vec<CapturedRange>) {
         let mut file = Vec::new();
         let mut ranges = Vec::new();
         for (va, bytes) in &self.regions {
             ranges.push(CapturedRange { va: *va, len: bytes.len() as u64, file_offset: file.len() as u64 });
             file.extend_from_slice(bytes);
         }
-        AddressSpace::new(Arc::new(FileBytes::Owned(file)), ranges).0
+        (file, ranges)
     }
 }
 

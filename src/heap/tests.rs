@@ -482,3 +482,63 @@ fn random_edits_keep_the_walk_total_and_the_tiling() {
         }
     }
 }
+
+/// A crafted MemoryList can point many descriptors at the same file bytes. A segment that claims
+/// 0x400 pages, each "captured" from the same 4 KiB of small blocks, must not turn an 8 KiB file
+/// into 0x40000 rows: the address space keeps each file byte at one address only.
+#[test]
+fn file_bytes_aliased_at_many_addresses_are_walked_once() {
+    use std::sync::Arc;
+
+    use crate::mapped::FileBytes;
+    use crate::memory::CapturedRange;
+
+    let spec = HeapSpec::simple(Arch::X86, Epoch::Win7, 0x40_0000, 1, 1, vec![]);
+    let (mut s, _) = spec.write();
+    let layout = crate::layouts::select(crate::layouts::nt_heap::NT_HEAP_LAYOUTS, "", Arch::X86, 7601).unwrap();
+    let dec = EntryDecoder::new(&layout.layout.entry, spec.key);
+    s.add(0x90_0000, 0x1000);
+    for k in 0..0x100 {
+        s.put(0x90_0000 + k * 16, &dec.encode(2, 0, 2, 0, 0)); // free blocks of 16 bytes
+    }
+    let pages = 0x401u64;
+    s.put_u32(0x40_0000 + 0x20, pages as u32); // §5 NumberOfPages
+    s.put_u32(0x40_0000 + 0x28, (0x40_0000 + pages * 0x1000) as u32); // §5 LastValidEntry
+    let (file, mut ranges) = s.file_and_ranges();
+    let filler = ranges[1].file_offset;
+    ranges.extend((1..pages).map(|k| CapturedRange { va: 0x40_0000 + k * 0x1000, len: 0x1000, file_offset: filler }));
+    let file_len = file.len() as u64;
+    let mem = AddressSpace::new(Arc::new(FileBytes::Owned(file)), ranges).0;
+    assert!(mem.captured_bytes() <= file_len);
+    let report = walk_heap(&mem, &heap_ref(&spec), Epoch::Win7.build());
+    assert_eq!(report.heaps[0].status, HeapStatus::Walked);
+    assert!(report.blocks.len() as u64 <= file_len / 8, "{} rows from a {file_len:#x}-byte file", report.blocks.len());
+    assert_coverage(&report);
+}
+
+/// `CommitSize` is read from the dump: two virtual blocks that each claim nearly 2^64 bytes are
+/// plausible one at a time (CommitSize ≥ the header, ReserveSize 0 = unknown) and their total
+/// must saturate, not overflow.
+#[test]
+fn huge_virtual_block_sizes_saturate_the_totals() {
+    for arch in ARCHS {
+        let mut spec = HeapSpec::simple(arch, Epoch::Win7, 0x0050_0000, 4, 4, vec![BlockSpec::busy(4, 8)]);
+        spec.virtual_blocks = vec![
+            VirtSpec { address: 0x0090_0000, commit: 0x1000, user_size: 0x800, trace: 0 },
+            VirtSpec { address: 0x00a0_0000, commit: 0x1000, user_size: 0x800, trace: 0 },
+        ];
+        let (mut s, _) = spec.write();
+        let (commit, reserve) = if arch == Arch::X64 { (0x20, 0x28) } else { (0x10, 0x14) }; // §8
+        let huge = if arch == Arch::X64 { u64::MAX - 0x10 } else { u64::from(u32::MAX) };
+        for v in [0x0090_0000u64, 0x00a0_0000] {
+            s.put_ptr(arch, v + commit, huge);
+            s.put_ptr(arch, v + reserve, 0);
+        }
+        let report = walk_spec(&spec, &s);
+        let h = &report.heaps[0];
+        assert_eq!(h.virtual_blocks.len(), 2);
+        let want = if arch == Arch::X64 { u64::MAX } else { 2 * huge };
+        assert_eq!(h.summary.virtual_block_bytes, want);
+        let _ = report.summary_table();
+    }
+}

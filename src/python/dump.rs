@@ -9,7 +9,7 @@ use pyo3::types::{PyBytes, PyDict};
 
 use crate::allocation::Allocation as CoreAllocation;
 use crate::dump::{self, Dump};
-use crate::error::Error;
+use crate::error::{guard, Error};
 use crate::heap::HeapReport;
 use crate::process::{self, global_flag_names};
 use crate::python::heap::{columns_to_dict, slice_columns, Heap};
@@ -58,7 +58,7 @@ impl Module {
     /// One past the last byte of the image.
     #[getter]
     fn end(&self) -> u64 {
-        self.base + u64::from(self.size)
+        self.base.saturating_add(u64::from(self.size))
     }
 
     fn __repr__(&self) -> String {
@@ -115,7 +115,7 @@ impl Thread {
     /// One past the highest captured stack address.
     #[getter]
     fn stack_end(&self) -> u64 {
-        self.stack_start + u64::from(self.stack_size)
+        self.stack_start.saturating_add(u64::from(self.stack_size))
     }
 
     fn __repr__(&self) -> String {
@@ -257,7 +257,7 @@ impl PyDump {
     #[new]
     #[pyo3(signature = (path, *, symbol_path=None))]
     fn new(py: Python<'_>, path: PathBuf, symbol_path: Option<String>) -> PyResult<Self> {
-        let inner = Arc::new(py.detach(|| Dump::open(&path))?);
+        let inner = Arc::new(py.detach(|| guard(|| format!("opening {}", path.display()), || Dump::open(&path)))?);
         let session = Arc::new(Session::new(Arc::clone(&inner), symbol_path));
         Ok(PyDump { inner, path, session })
     }
@@ -498,15 +498,15 @@ impl PyDump {
         let w = self.session.walked(py)?;
         let index = self.session.block_index(py)?;
         let Some(a) = CoreAllocation::find(&w.report, &w.stacks, &index, address) else { return Ok(None) };
-        let frames = self.session.frames(py, &w.stacks, a.stack_id);
+        let frames = self.session.frames(py, &w.stacks, a.stack_id)?;
         let clr = self.clr_module();
         Ok(Some(Allocation::new(&a, frames, clr.as_deref())))
     }
 
     /// Symbolize one code address: module!symbol+offset from a PDB, the exports or the module.
-    fn symbolize(&self, py: Python<'_>, address: u64) -> Frame {
+    fn symbolize(&self, py: Python<'_>, address: u64) -> PyResult<Frame> {
         let sym = self.session.symbolizer();
-        Frame::from(py.detach(|| sym.symbolize(address)))
+        Ok(Frame::from(py.detach(|| guard(|| format!("symbolizing {address:#x}"), || Ok(sym.symbolize(address))))?))
     }
 
     /// Per module: what symbolization uses ("pdb", "export", "module", or None before any frame

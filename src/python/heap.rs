@@ -237,19 +237,16 @@ impl Heap {
     fn virtual_blocks(&self, py: Python<'_>) -> PyResult<Vec<VirtualBlock>> {
         let h = self.info();
         let stacks = self.session.walked(py)?.stacks;
-        let b = &self.report.blocks;
-        // The heap's virtual rows were appended with its `virtual_blocks`, in the same order.
-        let rows: Vec<usize> = h.blocks.clone().filter(|&i| b.kind[i] == BlockKind::Virtual.code()).collect();
-        Ok(h.virtual_blocks
+        let rows = self.report.virtual_block_rows(h);
+        h.virtual_blocks
             .iter()
-            .enumerate()
-            .map(|(k, v)| {
-                let row = rows.get(k).copied().filter(|&r| b.address[r] == v.header_address);
+            .zip(rows)
+            .map(|(v, row)| {
                 let stack_id = row.map_or(-1, |r| stacks.stack_of_row(r));
-                let stack = self.session.frames(py, &stacks, stack_id).into_iter().map(Frame::from).collect();
-                VirtualBlock::from_info(v, h.address, stack_id, stack)
+                let stack = self.session.frames(py, &stacks, stack_id)?.into_iter().map(Frame::from).collect();
+                Ok(VirtualBlock::from_info(v, h.address, stack_id, stack))
             })
-            .collect())
+            .collect()
     }
 
     /// Number of rows this heap has in `Dump.blocks()`.

@@ -1,6 +1,6 @@
 //! What one open `Dump` computes lazily and shares with the objects it hands out: the heap walk
 //! with its stack table, the symbolizer, and the block index. Each is computed once, without
-//! the GIL, on first use.
+//! the GIL, on first use, under [`crate::error::guard`]: a panic becomes a `DumpError`.
 
 use std::sync::{Arc, OnceLock};
 
@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 
 use crate::allocation::BlockIndex;
 use crate::dump::Dump;
+use crate::error::guard;
 use crate::heap::{self, HeapReport};
 use crate::stacks::StackTable;
 use crate::symbols::{Frame, Symbolizer};
@@ -42,10 +43,15 @@ impl Session {
             return Ok(w.clone());
         }
         let dump = Arc::clone(&self.dump);
-        let w = py.detach(move || -> crate::Result<Walked> {
-            let report = heap::walk(&dump)?;
-            let stacks = StackTable::collect(dump.memory(), &report);
-            Ok(Walked { report: Arc::new(report), stacks: Arc::new(stacks) })
+        let w = py.detach(move || {
+            guard(
+                || "walking the heaps".into(),
+                || {
+                    let report = heap::walk(&dump)?;
+                    let stacks = StackTable::collect(dump.memory(), &report);
+                    Ok(Walked { report: Arc::new(report), stacks: Arc::new(stacks) })
+                },
+            )
         })?;
         Ok(self.walked.get_or_init(|| w).clone())
     }
@@ -64,17 +70,17 @@ impl Session {
             return Ok(Arc::clone(i));
         }
         let w = self.walked(py)?;
-        let index = Arc::new(py.detach(|| BlockIndex::new(&w.report)));
+        let index = Arc::new(py.detach(|| guard(|| "indexing the blocks".into(), || Ok(BlockIndex::new(&w.report))))?);
         Ok(Arc::clone(self.index.get_or_init(|| index)))
     }
 
     /// The symbolized frames of stack `id` (empty for −1).
-    pub(crate) fn frames(&self, py: Python<'_>, stacks: &StackTable, id: i32) -> Vec<Frame> {
+    pub(crate) fn frames(&self, py: Python<'_>, stacks: &StackTable, id: i32) -> PyResult<Vec<Frame>> {
         let addrs = stacks.frames_of(id);
         if addrs.is_empty() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let sym = self.symbolizer();
-        py.detach(|| sym.symbolize_all(addrs))
+        Ok(py.detach(|| guard(|| "symbolizing a stack".into(), || Ok(sym.symbolize_all(addrs))))?)
     }
 }

@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::allocation::Allocation as CoreAllocation;
+use crate::error::guard;
 use crate::stacks::{StackProblemKind, StackTable};
 use crate::symbols::{self, Symbolizer, TableSymbols};
 
@@ -198,7 +199,7 @@ fn stack_columns(t: &StackTable, sym: &Symbolizer) -> StackColumns {
 
 /// The stack table as a dict of numpy arrays and lists (see `ntheap.StackTable`).
 pub(crate) fn stack_dict<'py>(py: Python<'py>, t: &StackTable, sym: &Symbolizer) -> PyResult<Bound<'py, PyDict>> {
-    let c = py.detach(|| stack_columns(t, sym));
+    let c = py.detach(|| guard(|| "symbolizing the stacks".into(), || Ok(stack_columns(t, sym))))?;
     let d = PyDict::new(py);
     d.set_item("offsets", c.offsets.into_pyarray(py))?;
     d.set_item("depth", c.depth.into_pyarray(py))?;

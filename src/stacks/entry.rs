@@ -120,9 +120,6 @@ pub fn read_entry(mem: &AddressSpace, arch: Arch, entry: u64, frames: &mut Vec<u
     let frames_at = at(l.back_trace).ok_or(EntryError::NotCaptured { address: entry })?;
     let bytes =
         mem.read(frames_at, u64::from(count) * ptr).map_err(|_| EntryError::NotCaptured { address: frames_at })?;
-    frames.extend(bytes.chunks_exact(ptr as usize).map(|c| match arch {
-        Arch::X86 => u64::from(u32::from_le_bytes(c.try_into().expect("4 bytes"))),
-        Arch::X64 => u64::from_le_bytes(c.try_into().expect("8 bytes")),
-    }));
+    frames.extend(arch.ptrs(&bytes));
     Ok(EntryRead { count, field, index, depth })
 }

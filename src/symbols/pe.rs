@@ -50,8 +50,9 @@ struct Image<'a> {
 
 impl Image<'_> {
     fn check(&self, rva: u64, len: u64, what: &str) -> Result<u64, ExportError> {
-        match rva.checked_add(len) {
-            Some(end) if end <= self.limit => Ok(self.base + rva),
+        // The base comes from the module list: an image at the top of the address space wraps.
+        match (rva.checked_add(len), self.base.checked_add(rva)) {
+            (Some(end), Some(at)) if end <= self.limit => Ok(at),
             _ => err(format!("{what} at RVA {rva:#x} (+{len:#x}) lies outside the image ({:#x} bytes)", self.limit)),
         }
     }

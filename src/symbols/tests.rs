@@ -208,6 +208,21 @@ fn random_images_never_panic() {
 }
 
 #[test]
+fn an_image_at_the_top_of_the_address_space_does_not_wrap() {
+    // The module list's base is dump data: here the last 0x80 bytes of the address space hold
+    // an "MZ" header whose e_lfanew (0x1000) lies inside the module's declared size but past 2^64.
+    let base = u64::MAX - 0x7f;
+    let mut s = Space::new(base, 0x7f);
+    s.put(base, &[0x4d, 0x5a]);
+    s.put_u32(base + 0x3c, 0x1000);
+    let mem = s.build();
+    assert!(pe::read_exports(&mem, base, 0x10000).unwrap_err().0.contains("outside the image"));
+    let sym = Symbolizer::from_parts(vec![module("top.dll", base, 0x10000)], mem, Some(""));
+    let f = sym.symbolize(u64::MAX - 0x10);
+    assert_eq!((f.text.as_str(), f.source), ("top+0x6f", FrameSource::Module));
+}
+
+#[test]
 fn module_names_follow_the_debugger() {
     let n = |p: &str| module_name(&module(p, 0x1000, 1));
     assert_eq!(n("C:\\x\\halcon.dll"), "halcon");

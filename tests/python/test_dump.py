@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any, Dict
 
 import numpy as np
@@ -38,6 +39,8 @@ def test_metadata(case: Any) -> None:
     assert dump.file_size == exp["file_size"]
     assert dump.csd_version == (exp["csd_version"] or None)
     assert dump.warnings == []
+    # The path as opened, a pathlib.Path (what the stub says).
+    assert isinstance(dump.path, Path) and dump.path.name == f"{exp['scenario']}.dmp"
 
 
 def test_modules(case: Any) -> None:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import random
+import struct
+import time
 from pathlib import Path
 
 import pytest
-from conftest import fixture
+from conftest import FIXTURES, ROOT, fixture
 
 import ntheap
+from ntheap.address import address_summary_text
+from ntheap.heapviews import heap_detail_text
+from ntheap.report import info_text
 
 
 def test_hierarchy() -> None:
@@ -92,7 +97,35 @@ def test_peb_without_threads() -> None:
         ntheap.Dump(path).peb
 
 
+def _allocations(dump: ntheap.Dump) -> None:
+    """``!heap -p -a`` on a sample of block headers and user pointers, and at the edges."""
+    blocks = dump.blocks()
+    probes = [int(a) for a in blocks["address"][::7]] + [int(a) for a in blocks["user_address"][::7]]
+    for address in probes[:100] + [0, (1 << 64) - 1]:
+        found = dump.allocation_at(address)
+        if found is not None:
+            assert found.text
+
+
+def _heaps(dump: ntheap.Dump) -> None:
+    for h in dump.heaps:
+        repr(h)
+        h.segments, h.virtual_blocks, h.external_fragmentation
+        h.blocks().to_pandas()
+        heap_detail_text(dump, h.address)
+
+
+def _stacks(dump: ntheap.Dump) -> None:
+    stacks = dump.stacks()
+    stacks.frames().to_pandas()
+    stacks.problems().to_pandas()
+    stacks.to_pandas()
+    for i in range(min(len(stacks), 3)):
+        stacks.text(i)
+
+
 def _touch_everything(dump: ntheap.Dump) -> None:
+    """Every entry point a user reaches from a Dump; only DumpError may come out."""
     for getter in [
         lambda: dump.peb,
         lambda: dump.peb32,
@@ -101,6 +134,16 @@ def _touch_everything(dump: ntheap.Dump) -> None:
         lambda: dump.threads_df(),
         lambda: dump.read(0x7FFF0000, 64),
         lambda: repr(dump),
+        lambda: info_text(dump),
+        lambda: _heaps(dump),
+        lambda: dump.blocks().to_pandas(),
+        lambda: dump.heap_summary(),
+        lambda: dump.heap_summary_text(),
+        lambda: dump.corruption().to_pandas(),
+        lambda: _stacks(dump),
+        lambda: _allocations(dump),
+        lambda: address_summary_text(dump),
+        lambda: [dump.symbolize(m.base + 0x1000) for m in dump.modules],
     ]:
         try:
             getter()
@@ -132,3 +175,85 @@ def test_mutated_dumps_never_panic(tmp_path: Path) -> None:
             except BaseException as e:  # a PanicException derives from BaseException
                 pytest.fail(f"{name} mutation {i}: {type(e).__name__}: {e}")
             _touch_everything(dump)
+
+
+def _stream(data: bytes, kind: int) -> int:
+    """File offset of the first stream of ``kind`` (minidumpapiset.h directory layout)."""
+    count, directory = struct.unpack_from("<II", data, 8)
+    for i in range(count):
+        t, _, rva = struct.unpack_from("<III", data, directory + 12 * i)
+        if t == kind:
+            return int(rva)
+    raise AssertionError(f"no stream {kind}")
+
+
+_INTERESTING = [0, 1, 0xFF, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFF, 1 << 32, (1 << 63) - 1, (1 << 64) - 0x1000, (1 << 64) - 1]
+
+
+def _sparse_mutation(original: bytes, rng: random.Random) -> bytes:
+    """A few bytes, words or copied runs changed, so the heaps and stacks mostly survive and
+    the walk gets deep before it meets the damage; now and then a truncation."""
+    data = bytearray(original)
+    for _ in range(rng.randrange(1, 9)):
+        pos = rng.randrange(min(len(data), 256)) if rng.random() < 0.15 else rng.randrange(len(data))
+        op = rng.randrange(4)
+        if op == 0:
+            data[pos] ^= 1 << rng.randrange(8)
+        elif op == 1:
+            width = min(rng.choice([2, 4, 8]), len(data) - pos)
+            data[pos:pos + width] = rng.choice(_INTERESTING).to_bytes(8, "little")[:width]
+        elif op == 2:
+            n = min(rng.randrange(1, 32), len(data) - pos)
+            src = rng.randrange(len(data) - n + 1)
+            data[pos:pos + n] = data[src:src + n]
+        else:
+            data[pos] = rng.randrange(256)
+    if rng.random() < 0.15:
+        del data[rng.randrange(len(data)):]
+    return bytes(data)
+
+
+def test_every_dump_mutated_never_panics_nor_hangs(tmp_path: Path) -> None:
+    """Every builder fixture and sample, sparsely mutated: heaps, blocks, stacks, !heap -p -a and
+    the summaries raise nothing but DumpError, and no dump takes more than a few seconds."""
+    paths = sorted(FIXTURES.glob("*.dmp")) + sorted((ROOT / "samples").glob("*.dmp"))
+    assert len(paths) >= 40
+    rng = random.Random(20240611)
+    slowest = (0.0, "")
+    for src in paths:
+        original = src.read_bytes()
+        for i in range(4 if original else 1):
+            data = original if i == 0 or not original else _sparse_mutation(original, rng)
+            path = tmp_path / f"{src.stem}-{i}.dmp"
+            path.write_bytes(data)
+            started = time.perf_counter()
+            try:
+                dump = ntheap.Dump(path, symbol_path="")
+                _touch_everything(dump)
+            except ntheap.DumpError:
+                pass
+            except BaseException as e:  # a PanicException derives from BaseException
+                pytest.fail(f"{src.name} variant {i}: {type(e).__name__}: {e}")
+            slowest = max(slowest, (time.perf_counter() - started, f"{src.name} variant {i}"))
+    assert slowest[0] < 5.0, f"{slowest[1]} took {slowest[0]:.1f} s"
+
+
+def test_addresses_at_the_top_of_the_address_space(tmp_path: Path) -> None:
+    """TEB and stack addresses are dump data: near 2**64 they must not wrap or overflow."""
+    src, _ = fixture("heap_wow64_win7")
+    data = bytearray(src.read_bytes())
+    threads = _stream(data, 3)  # MINIDUMP_THREAD_LIST: count, then 48-byte MINIDUMP_THREADs
+    (count,) = struct.unpack_from("<I", data, threads)
+    last = threads + 4 + 48 * (count - 1)
+    struct.pack_into("<Q", data, last + 16, (1 << 64) - 0x1000)  # Teb
+    struct.pack_into("<Q", data, last + 24, (1 << 64) - 0x10)  # Stack.StartOfMemoryRange
+    path = tmp_path / "top.dmp"
+    path.write_bytes(bytes(data))
+    dump = ntheap.Dump(path)
+    assert dump.is_wow64 and dump.peb32 is not None
+    t = dump.threads[-1]
+    assert t.stack_start == (1 << 64) - 0x10 and t.stack_size > 0x10
+    assert t.stack_end == (1 << 64) - 1  # saturated, not wrapped
+    # The WOW64 32-bit TEB guess (TEB + 0x2000) lies past 2**64: in no region, no OverflowError.
+    text = address_summary_text(dump)
+    assert "TEB" in text and "Heap" in text
