@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional, Sequence
 
+from ._core import DumpError
 from .analysis import DumpAllocations, diff, growing_stacks, growth, size_histogram, top_stacks
 from .plotting import human_bytes
 from .report import format_table
@@ -238,9 +239,18 @@ def build_report(paths: Sequence[str], *, top: int = 10, stacks: int = 3, plot: 
     latest = allocs[-1]
     dump = Dump(latest.path, symbol_path=symbol_path)
     lines += _section(f"Latest dump: {latest.name} ({_when(latest)})")
-    lines += ["", "Address space (!address -summary):", address_summary_text(dump)]
-    lines += ["", "Heaps (!heap -s):", dump.heap_summary_text().rstrip("\n")]
-    lines += ["", "Biggest heaps by busy bytes:", _heap_usage_text(dump, latest)]
+    # A dump may lack what one view needs (no MemoryInfoList, a PEB not captured): that view
+    # says why and the report goes on.
+    for title, view in [
+        ("Address space (!address -summary):", lambda: address_summary_text(dump)),
+        ("Heaps (!heap -s):", lambda: dump.heap_summary_text().rstrip("\n")),
+        ("Biggest heaps by busy bytes:", lambda: _heap_usage_text(dump, latest)),
+    ]:
+        try:
+            text = view()
+        except DumpError as e:
+            text = f"  unavailable: {type(e).__name__}: {e}"
+        lines += ["", title, text]
     ts = top_stacks(latest, n=top)
     lines += ["", top_stacks_text(ts, total_count=len(latest), total_bytes=int(latest.columns["user_size"].sum()), stacks=stacks if len(allocs) < 2 else 0,
                                   title="Top allocation stacks:")]

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES, ROOT, fixture
 
 import ntheap
 from ntheap.analysis import DumpAllocations, FrameClassifier, split_frame
@@ -587,3 +587,14 @@ def test_stack_table_html() -> None:
     for k in exp["per_dump"][-1]["stacks"]:
         assert ntheap.top_frame(k).replace("<", "&lt;").replace(">", "&gt;") in page
     assert "without +ust" in ntheap.Dump(FIXTURES / "heap_win7_x64.dmp").stacks()._repr_html_()
+
+
+def test_report_goes_on_when_a_view_is_unavailable() -> None:
+    """The latest dump lacks MemoryInfoList: the address summary says why, the rest is printed."""
+    from ntheap.leakreport import build_report
+
+    path, _ = fixture("no_memory_info")
+    out = build_report([str(path)], make_plot=False, progress=False)
+    assert "Address space (!address -summary):\n  unavailable: MissingStreamError" in out.text
+    assert "Heaps (!heap -s):" in out.text
+    assert "Commonest block sizes" in out.text
