@@ -199,12 +199,7 @@ fn read_peb(mem: &AddressSpace, arch: Arch, l: &PebLayout, teb: u64, address: u6
     let ptr = arch.ptr_size();
     // One read of the whole span we need, so a missing PEB is reported once, by address.
     let span = u64::from(l.os_build_number) + 2;
-    let raw = mem.read(address, span).map_err(|e| match e {
-        Error::MemoryNotCaptured { .. } => {
-            Error::StructureNotCaptured { what: format!("{} PEB", arch.name()), address, size: span }
-        }
-        other => other,
-    })?;
+    let raw = mem.read(address, span).map_err(|e| e.reading(format!("{} PEB", arch.name())))?;
     let u16_at = |o: u16| u16::from_le_bytes([raw[o as usize], raw[o as usize + 1]]);
     let u32_at = |o: u16| u32::from_le_bytes(raw[o as usize..o as usize + 4].try_into().expect("4 bytes"));
     let ptr_at = |o: u16| arch.ptrs(&raw[o as usize..]).next().unwrap_or(0);

@@ -17,11 +17,12 @@ regions cover.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, List, Set
+from typing import TYPE_CHECKING, Dict, List, Optional, Set
 
 import numpy as np
 
 from ._core import DumpError
+from .table import Table
 from .winconst import MEM_STATE, MEM_TYPE
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,9 +56,10 @@ def _containing(base: np.ndarray, end: np.ndarray, addresses: List[int]) -> np.n
     return mask
 
 
-def usage(dump: "Dump") -> np.ndarray:
-    """The usage name of every region of ``dump.regions()``, as an object array."""
-    t = dump.regions()
+def usage(dump: "Dump", regions: Optional[Table] = None) -> np.ndarray:
+    """The usage name of every region of ``dump.regions()`` (or of ``regions``, that table
+    already read), as an object array."""
+    t = dump.regions() if regions is None else regions
     base, size, state, kind, alloc = t["base"], t["size"], t["state"], t["type"], t["allocation_base"]
     end = base + size
     out = np.full(len(base), "<unknown>", dtype=object)
@@ -101,7 +103,7 @@ def address_summary(dump: "Dump") -> "pd.DataFrame":
 
     t = dump.regions()
     size, state, kind = t["size"], t["state"], t["type"]
-    use = usage(dump)
+    use = usage(dump, t)
     total = int(size.sum())
     busy_mask = state != MEM_FREE
     busy = int(size[busy_mask].sum())
