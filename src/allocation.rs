@@ -288,20 +288,9 @@ mod tests {
         // A heap whose header is not captured: one listed heap with no rows, to which rows are added.
         let mut rep = walk_heap(&Space::default().build(), &heap_ref(1, Arch::X64), 7601);
         let mut row = |address, size| {
-            rep.blocks.push(&crate::heap::BlockRow {
-                heap: 1,
-                segment: 1,
-                address,
-                user_address: 0,
-                size,
-                user_size: 0,
-                busy: true,
-                kind: 0,
-                flags: 1,
-                unused_bytes: 0,
-                corrupt: 0,
-                stack_trace_entry: 0,
-            })
+            let mut r = crate::heap::BlockRow::top(BlockKind::Backend, true);
+            (r.heap, r.segment, r.address, r.size, r.flags) = (1, 1, address, size, 1);
+            rep.blocks.push(&r)
         };
         row(0x1000, 0x1000); // outer
         row(0x1100, 0x100); // nested

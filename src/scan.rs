@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::dump::Dump;
 use crate::error::{guard, Result};
-use crate::heap::{self, BlockKind};
+use crate::heap;
 
 /// The busy user allocations of one dump, as columns.
 #[derive(Debug, Clone, Default)]
@@ -25,7 +25,7 @@ pub struct BusyBlocks {
     pub user_address: Vec<u64>,
     /// Requested bytes.
     pub user_size: Vec<u64>,
-    /// [`BlockKind`] code (backend or virtual).
+    /// [`heap::BlockKind`] code.
     pub kind: Vec<u8>,
     /// Index into [`DumpScan::stack_keys`], or -1.
     pub stack_id: Vec<i32>,
@@ -38,7 +38,7 @@ pub struct DumpScan {
     pub timestamp: u32,
     /// Process id, when recorded.
     pub pid: Option<u32>,
-    /// Busy backend and virtual blocks.
+    /// The user allocations (`is_allocation` rows).
     pub blocks: BusyBlocks,
     /// One key per stack id: the symbolized frames joined with `\n`, innermost first.
     pub stack_keys: Vec<String>,
@@ -51,10 +51,8 @@ pub fn scan_one(path: &Path, symbol_path: Option<&str>) -> Result<DumpScan> {
     let (block_stack_id, stack_keys) = crate::stacks::stack_keys(&dump, &report, symbol_path);
     let b = &report.blocks;
     let mut out = BusyBlocks::default();
-    let backend = BlockKind::Backend.code();
-    let virt = BlockKind::Virtual.code();
     for i in 0..b.len() {
-        if !b.busy[i] || (b.kind[i] != backend && b.kind[i] != virt) {
+        if !b.is_allocation[i] {
             continue;
         }
         out.heap.push(b.heap[i]);

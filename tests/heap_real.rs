@@ -66,7 +66,7 @@ fn wow64_dump_lists_all_five_nt_heaps() {
 fn wow64_dump_has_no_corruption_and_every_checksum_validates() {
     let Some((_, r)) = wow64() else { return };
     assert!(r.corruption.is_empty(), "{:#?}", r.corruption);
-    assert!(r.blocks.corrupt.iter().all(|&c| c == 0));
+    assert!(r.blocks.corruption.iter().all(|&c| c == 0));
     assert!(r.blocks.kind.iter().all(|&k| k != BlockKind::Unparsed.code()));
     assert!(r.heaps.iter().all(|h| h.corruption_count == 0));
 }
@@ -82,7 +82,7 @@ fn wow64_segments_are_tiled_by_blocks_and_ucrs() {
         for seg in &h.segments {
             // Tiling: blocks and UCRs, sorted, from the segment address to LastValidEntry.
             let mut pieces: Vec<(u64, u64, bool)> =
-                r.blocks.rows(seg.blocks.clone()).map(|b| (b.address, b.size, true)).collect();
+                r.blocks.rows(seg.blocks.clone()).filter(|b| b.level == 0).map(|b| (b.address, b.size, true)).collect();
             pieces.extend(seg.ucrs.iter().map(|u| (u.address, u.size, false)));
             pieces.sort_unstable();
             let mut at = seg.address;
@@ -174,13 +174,23 @@ fn wow64_block_kinds() {
     let Some((_, r)) = wow64() else { return };
     let h = r.heap(0x70_0000).unwrap();
     let rows: Vec<_> = r.blocks.rows(h.blocks.clone()).collect();
-    let count = |k: BlockKind| rows.iter().filter(|b| b.kind == k.code()).count();
+    let top: Vec<_> = rows.iter().filter(|b| b.level == 0).collect();
+    let count = |k: BlockKind| top.iter().filter(|b| b.kind == k.code()).count();
     assert_eq!(count(BlockKind::SegmentHeader), 1);
-    assert_eq!(count(BlockKind::Virtual), 1);
-    assert_eq!(count(BlockKind::LfhContainer), 6);
+    // The one virtual block holds the _LFH_HEAP (FrontEndHeap 0xe0020 = its user data).
+    assert_eq!(count(BlockKind::Virtual), 0);
+    assert_eq!(count(BlockKind::LfhHeap), 1);
+    // Five UserBlocks containers and the zone that holds their subsegments: on Windows 7 all six
+    // are busy blocks with HEAP_ENTRY_VIRTUAL_ALLOC (flags 0x09).
+    assert_eq!(count(BlockKind::LfhContainer), 5);
+    assert_eq!(count(BlockKind::LfhZone), 1);
+    assert!(top
+        .iter()
+        .filter(|b| b.kind == BlockKind::LfhContainer.code() || b.kind == BlockKind::LfhZone.code())
+        .all(|b| b.flags == 9));
     // The UCR-descriptor block and the UCR index allocation.
     assert_eq!(count(BlockKind::Internal), 2);
-    assert_eq!(rows.iter().filter(|b| !b.busy).count(), 4);
+    assert_eq!(top.iter().filter(|b| !b.busy).count(), 4);
     let first = rows[0];
     assert_eq!((first.address, first.size, first.kind), (0x70_0000, 0x588, BlockKind::SegmentHeader.code()));
     assert_eq!(rows[1].address, h.segments[0].first_entry);
@@ -363,4 +373,68 @@ fn bench_walk_real_dump() {
         dt.as_secs_f64() * 1e6 / f64::from(n),
         total as f64 / dt.as_secs_f64() / 1e6
     );
+}
+
+/// Heap 0x700000's LFH (Windows 7 SP1, x86): every container walked, and what the walk counts
+/// agrees with each subsegment's own counter. The expected subsegments were read from the dump's
+/// bytes by hand (zone 0x70c0b8, FreePointer 0x70c168: five `_HEAP_SUBSEGMENT`s of 0x20 bytes),
+/// not from the walker.
+#[test]
+fn wow64_lfh_is_walked_and_agrees_with_its_counters() {
+    let Some((_, r)) = wow64() else { return };
+    let h = r.heap(0x70_0000).unwrap();
+    let lfh = h.lfh.as_ref().expect("heap 0x700000 has an LFH");
+    assert_eq!(lfh.address, 0xe0020);
+    assert_eq!(
+        (lfh.layout, lfh.not_decoded, lfh.key_source),
+        (Some("Win7 SP1 x86 LFH"), None, heap::lfh::KeySource::NotNeeded)
+    );
+    assert_eq!(lfh.zones, vec![0x70_c0b8]);
+    // (subsegment, UserBlocks, BlockSize bytes, BlockCount, Depth = free count)
+    let expected = [
+        (0x70_c0c8, 0x70_bcb8, 24, 41, 14),
+        (0x70_c0e8, 0x70_ce60, 40, 50, 0),
+        (0x70_c108, 0x70_f2e0, 40, 50, 0),
+        (0x70_c128, 0x70_fd08, 40, 50, 26),
+        (0x70_c148, 0x71_29b8, 32, 63, 62),
+    ];
+    let got: Vec<_> = lfh
+        .subsegments
+        .iter()
+        .map(|s| (s.address, s.user_blocks, s.block_size, s.block_count, s.free_count_field))
+        .collect();
+    assert_eq!(got, expected);
+    for s in &lfh.subsegments {
+        assert_eq!(s.not_decoded, None);
+        // The walk's busy count (per-block UnusedBytes) equals BlockCount − AggregateExchg.Depth.
+        assert_eq!(u64::from(s.busy) + u64::from(s.free_count_field), u64::from(s.block_count), "{:#x}", s.address);
+        assert_eq!(s.busy + s.free, u32::from(s.block_count));
+        // Children tile the container: head overhead, the blocks, slack.
+        let row = s.row.expect("container met");
+        let c = r.blocks.row(row).unwrap();
+        assert_eq!(c.kind, BlockKind::LfhContainer.code());
+        let kids = r.blocks.descendants(row);
+        let mut at = c.address;
+        for k in r.blocks.rows(kids.clone()) {
+            assert_eq!((k.address, k.parent, k.level), (at, row as i32, 1));
+            at += k.size;
+        }
+        assert_eq!(at, c.address + c.size);
+        let blocks: Vec<_> = r.blocks.rows(kids).filter(|k| k.kind == BlockKind::LfhBlock.code()).collect();
+        assert_eq!(blocks.len(), usize::from(s.block_count));
+        assert_eq!(blocks[0].address, s.user_blocks + 0x10, "§9.6 Win7: first block after the 0x10-byte header");
+        for b in blocks.iter().filter(|b| b.busy) {
+            assert!(b.is_allocation);
+            assert_eq!((b.user_address, b.size), (b.address + 8, s.block_size));
+            assert_eq!(b.user_size + u64::from(b.unused_bytes), b.size);
+        }
+    }
+    // No container counted twice: each UserBlocks is in exactly one container row.
+    let containers: Vec<_> =
+        r.blocks.rows(h.blocks.clone()).filter(|b| b.kind == BlockKind::LfhContainer.code()).collect();
+    assert_eq!(containers.len(), 5);
+    println!("{:>6} {:>5} {:>6} {:>5} {:>10}", "size", "segs", "blocks", "busy", "busy bytes");
+    for c in lfh.size_classes() {
+        println!("{:>6} {:>5} {:>6} {:>5} {:>10}", c.block_size, c.subsegments, c.blocks, c.busy, c.busy_bytes);
+    }
 }

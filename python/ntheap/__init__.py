@@ -23,6 +23,7 @@ from ._core import (
     __version__,
 )
 from ._dump import Dump
+from ._schema import BLOCK_COLUMNS, BLOCK_SCHEMA
 from .analysis import (
     ALLOCATOR_FRAMES,
     DumpSkippedWarning,
@@ -41,6 +42,8 @@ from .table import Table
 __all__ = [
     "ALLOCATOR_FRAMES",
     "Allocation",
+    "BLOCK_COLUMNS",
+    "BLOCK_SCHEMA",
     "CorruptDumpError",
     "Dump",
     "DumpError",

@@ -2,9 +2,10 @@
 
 from os import PathLike
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, final
+from typing import Any, Dict, List, Optional, Sequence, Tuple, TypedDict, Union, final
 
 import numpy as np
+import numpy.typing as npt
 from typing_extensions import disjoint_base
 
 from ntheap.table import Table
@@ -32,6 +33,8 @@ __all__ = [
     "GLOBAL_FLAGS",
     "BLOCK_KINDS",
     "CORRUPTION_KINDS",
+    "NOT_DECODED",
+    "BLOCK_SCHEMA",
     "STACK_PROBLEM_KINDS",
     "FRAME_SOURCES",
 ]
@@ -40,6 +43,29 @@ __version__: str
 GLOBAL_FLAGS: List[Tuple[int, str]]
 BLOCK_KINDS: List[Tuple[int, str]]
 CORRUPTION_KINDS: List[Tuple[int, str]]
+NOT_DECODED: List[Tuple[int, str]]
+BLOCK_SCHEMA: List[Tuple[str, str, str]]
+
+# BEGIN GENERATED: block columns (python -m ntheap._schema --write)
+class _BlockColumns(TypedDict):
+    heap: npt.NDArray[np.uint64]
+    segment: npt.NDArray[np.uint64]
+    address: npt.NDArray[np.uint64]
+    user_address: npt.NDArray[np.uint64]
+    size: npt.NDArray[np.uint64]
+    user_size: npt.NDArray[np.uint64]
+    busy: npt.NDArray[np.bool_]
+    kind: npt.NDArray[np.uint8]
+    flags: npt.NDArray[np.uint8]
+    unused_bytes: npt.NDArray[np.uint32]
+    corruption: npt.NDArray[np.uint8]
+    stack_trace_entry: npt.NDArray[np.uint64]
+    parent: npt.NDArray[np.int32]
+    level: npt.NDArray[np.uint8]
+    is_allocation: npt.NDArray[np.bool_]
+    not_decoded: npt.NDArray[np.uint8]
+    stack_id: npt.NDArray[np.int32]
+# END GENERATED: block columns
 STACK_PROBLEM_KINDS: List[Tuple[int, str]]
 FRAME_SOURCES: List[Tuple[int, str]]
 
@@ -193,7 +219,7 @@ class Dump:
     def _region_columns(self) -> Dict[str, np.ndarray]: ...
     @property
     def heaps(self) -> List[Heap]: ...
-    def _block_columns(self) -> Dict[str, np.ndarray]: ...
+    def _block_columns(self) -> _BlockColumns: ...
     def _corruption_columns(self) -> Dict[str, Any]: ...
     def heap_summary_text(self) -> str: ...
     def _stack_columns(self) -> Dict[str, Any]: ...

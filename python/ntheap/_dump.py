@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
-from typing import TYPE_CHECKING, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 
 import numpy as np
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _UTC = _dt.timezone.utc
 BLOCK_KIND_NAMES: Dict[int, str] = dict(_core.BLOCK_KINDS)
 CORRUPTION_NAMES: Dict[int, str] = dict(_core.CORRUPTION_KINDS)
+NOT_DECODED_NAMES: Dict[int, str] = dict(_core.NOT_DECODED)
 
 
 def _utc(seconds: Optional[int]) -> Optional[_dt.datetime]:
@@ -114,18 +115,18 @@ class Dump(_core.Dump):
         raise KeyError(f"no heap at {address:#x}; heaps: {', '.join(f'{h.address:#x}' for h in self.heaps)}")
 
     def blocks(self) -> Table:
-        """Every block of every heap, as numpy columns built in Rust (no per-block objects).
+        """Every block of every heap front end, as numpy columns built in Rust (no per-block
+        objects): NT back end, virtual blocks, LFH, page heap, segment heap.
 
-        Columns: heap, segment (0 for virtual blocks), address (the block's header), user_address
-        (what HeapAlloc returned), size (bytes incl. header), user_size (requested bytes), busy,
-        kind (code; ``to_pandas()`` adds kind_name: backend, virtual, lfh_container,
-        segment_header, internal, unparsed), flags (decoded _HEAP_ENTRY flags), unused_bytes,
-        corruption (0 = none; corruption_name in the DataFrame), stack_trace_entry (+ust) and
-        stack_id (int32: the block's stack in ``stacks()``, -1 when it has none).
+        Rows nest: an LFH UserBlocks container is followed by its blocks (``parent``, ``level``).
+        ``is_allocation`` marks the rows that are something the program asked for; every
+        analysis counts exactly those. The columns and kinds are listed in
+        ``ntheap.BLOCK_COLUMNS`` and in docs/block-model.md; ``to_pandas()`` adds kind_name,
+        corruption_name and not_decoded_name.
 
         Example:
             >>> df = dump.blocks().to_pandas()  # doctest: +SKIP
-            >>> df[df.busy].groupby("kind_name").user_size.sum()  # doctest: +SKIP
+            >>> df[df.is_allocation].groupby("kind_name").user_size.sum()  # doctest: +SKIP
         """
         return block_table(self._block_columns())
 
@@ -170,6 +171,14 @@ class Dump(_core.Dump):
         return info_html(self)
 
 
-def block_table(columns: Dict[str, np.ndarray]) -> Table:
+def block_table(columns: Mapping[str, Any]) -> Table:
     """The block columns as a Table whose DataFrame names kinds and corruption."""
-    return Table("blocks", columns, decoders={"kind": decode(BLOCK_KIND_NAMES), "corruption": decode(CORRUPTION_NAMES)})
+    return Table(
+        "blocks",
+        dict(columns),
+        decoders={
+            "kind": decode(BLOCK_KIND_NAMES),
+            "corruption": decode(CORRUPTION_NAMES),
+            "not_decoded": decode(NOT_DECODED_NAMES),
+        },
+    )

@@ -5,10 +5,11 @@ The unit of analysis is a *stack key*: the symbolized frame texts of one allocat
 joined with "\\n", innermost first (``Dump.stacks().keys()``). Stack ids are local to a dump;
 keys are comparable across dumps, so :func:`diff` and :func:`growth` match stacks by key.
 
-Only busy user allocations count: blocks of kind ``backend`` (a _HEAP_ENTRY in a segment) and
-``virtual`` (a VirtualAllocdBlocks entry). Segment headers, the heap's own internal blocks and
-LFH containers are heap bookkeeping, not something a program asked for. Sizes are the
-requested (user) sizes, as UMDH reports them.
+Only user allocations count: the rows whose ``is_allocation`` column is true (busy back-end,
+virtual, LFH, page-heap and segment-heap blocks; the rule is defined once, in the core, see
+``docs/block-model.md``). Segment headers, the heap's own internal blocks, LFH zones and
+containers are heap bookkeeping, not something a program asked for. Sizes are the requested
+(user) sizes, as UMDH reports them.
 
 Blocks without a stack (no +ust, or the trace database did not record one) are one group with
 the stack key ``""`` and the label ``(no stack)``, so totals always add up to the heap's busy
@@ -113,13 +114,10 @@ ALLOCATOR_FRAMES: List[str] = [
     "vcruntime*+*",
 ]
 
-#: Block kinds that are user allocations (the rest is heap bookkeeping).
-USER_KINDS: Tuple[str, ...] = ("backend", "virtual")
 NO_STACK = ""
 NO_STACK_LABEL = "(no stack)"
 UNKNOWN_MODULE = "(jit or unknown)"
 
-_KIND_CODES: Dict[str, int] = {name: code for code, name in _core.BLOCK_KINDS}
 _OFFSET = re.compile(r"\+(?:0x)?[0-9a-f`]+$", re.IGNORECASE)
 _ADDRESS = re.compile(r"(?:0x)?[0-9a-f`]+", re.IGNORECASE)
 _EXTENSIONS = (".dll", ".exe", ".sys", ".drv", ".ocx")
@@ -251,7 +249,7 @@ class DumpAllocations:
     def from_dump(cls, dump: "Dump") -> "DumpAllocations":
         """Read a dump's blocks and stacks (busy user allocations only)."""
         table = dump.blocks()
-        keep = table["busy"] & np.isin(table["kind"], [_KIND_CODES[k] for k in USER_KINDS])
+        keep = np.asarray(table["is_allocation"])
         cols = {c: np.asarray(table[c])[keep] for c in ("heap", "address", "user_address", "user_size", "kind", "stack_id")}
         keys = np.array(list(dump.stacks().keys()), dtype=object)
         return cls(str(dump.path), dump.timestamp, dump.pid, cols, keys)
@@ -259,9 +257,8 @@ class DumpAllocations:
     @classmethod
     def from_scan_record(cls, record: Dict[str, Any]) -> "DumpAllocations":
         """Build from one record of ``_core.ScanJob.results()`` (which must have no error)."""
-        blocks = record["blocks"]
-        keep = np.isin(blocks["kind"], [_KIND_CODES[k] for k in USER_KINDS])
-        cols = {c: np.asarray(blocks[c])[keep] for c in ("heap", "address", "user_address", "user_size", "kind", "stack_id")}
+        blocks = record["blocks"]  # the scan keeps the user allocations only
+        cols = {c: np.asarray(blocks[c]) for c in ("heap", "address", "user_address", "user_size", "kind", "stack_id")}
         ts = record.get("timestamp_unix")
         time = None if ts is None else _dt.datetime.fromtimestamp(ts, _dt.timezone.utc)
         return cls(record["path"], time, record.get("pid"), cols, np.asarray(record["stack_keys"], dtype=object))

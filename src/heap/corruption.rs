@@ -40,11 +40,16 @@ pub enum CorruptionKind {
     NoLayout = 13,
     /// Two header fields that should agree do not (e.g. UCR totals vs. the segment header).
     Inconsistent = 14,
+    /// An LFH UserBlocks container whose header, offsets or placement fail validation (§9.5,
+    /// §9.6), or whose offsets decode only with another key (mis-keyed).
+    BadLfhContainer = 15,
+    /// An LFH block whose `SubSegmentCode` does not decode to its container (§9.7 E2).
+    BadLfhBlock = 16,
 }
 
 impl CorruptionKind {
     /// Every kind, in code order.
-    pub const ALL: [CorruptionKind; 14] = [
+    pub const ALL: [CorruptionKind; 16] = [
         CorruptionKind::BadChecksum,
         CorruptionKind::NotCaptured,
         CorruptionKind::ListLoop,
@@ -59,6 +64,8 @@ impl CorruptionKind {
         CorruptionKind::ListTooLong,
         CorruptionKind::NoLayout,
         CorruptionKind::Inconsistent,
+        CorruptionKind::BadLfhContainer,
+        CorruptionKind::BadLfhBlock,
     ];
 
     /// The non-zero code stored in [`crate::heap::BlockColumns::corrupt`].
@@ -83,6 +90,8 @@ impl CorruptionKind {
             CorruptionKind::ListTooLong => "ListTooLong",
             CorruptionKind::NoLayout => "NoLayout",
             CorruptionKind::Inconsistent => "Inconsistent",
+            CorruptionKind::BadLfhContainer => "BadLfhContainer",
+            CorruptionKind::BadLfhBlock => "BadLfhBlock",
         }
     }
 

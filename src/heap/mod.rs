@@ -24,7 +24,10 @@ pub mod columns;
 pub mod corruption;
 pub mod discover;
 pub mod entry;
+pub mod lfh;
 mod list;
+mod nt;
+mod rows;
 pub mod segment;
 pub mod summary;
 pub mod virtual_alloc;
@@ -34,7 +37,7 @@ pub(crate) mod testing;
 
 use std::ops::Range;
 
-pub use columns::{BlockColumns, BlockKind, BlockRow};
+pub use columns::{AnyColumn, BlockColumns, BlockKind, BlockRow, ColumnSpec, NotDecoded, BLOCK_SCHEMA};
 pub use corruption::{Corruption, CorruptionKind};
 pub use discover::{discover, ChosenBy, Discovery, HeapKind, HeapRef, LayoutChoice};
 pub use segment::{SegmentInfo, UcrRange};
@@ -43,13 +46,14 @@ pub use virtual_alloc::VirtualBlockInfo;
 
 use crate::dump::Dump;
 use crate::error::Result;
-use crate::layouts::nt_heap::{HeapLayout, HEAP_ENCODE_FLAG_MAKE_ENCODING_ENABLED};
+use crate::layouts::nt_heap::HeapLayout;
 use crate::memory::AddressSpace;
 use crate::target::Arch;
 use corruption::Recorder;
 use entry::EntryDecoder;
 use list::NodeBudget;
-use segment::{EntryWalker, SpanGuard};
+use rows::RowSink;
+use segment::SpanGuard;
 
 /// What happened to a listed heap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -138,6 +142,8 @@ pub struct HeapInfo {
     pub segments: Vec<SegmentInfo>,
     /// The `VirtualAllocdBlocks` entries, in list order.
     pub virtual_blocks: Vec<VirtualBlockInfo>,
+    /// The LFH front end, when `FrontEndHeapType` is 2.
+    pub lfh: Option<lfh::LfhInfo>,
     /// This heap's rows in [`HeapReport::blocks`].
     pub blocks: Range<usize>,
     /// Corruption records for this heap, including any beyond the stored cap.
@@ -170,6 +176,7 @@ impl HeapInfo {
             lock_contention: None,
             segments: Vec::new(),
             virtual_blocks: Vec::new(),
+            lfh: None,
             blocks: 0..0,
             corruption_count: 0,
             summary: HeapSummary::default(),
@@ -186,6 +193,8 @@ pub struct HeapReport {
     pub blocks: BlockColumns,
     /// Every problem found (capped per heap, see [`corruption::MAX_RECORDS_PER_HEAP`]).
     pub corruption: Vec<Corruption>,
+    /// The LFH key of each process half that has LFH containers.
+    pub lfh_keys: Vec<LfhKeyReport>,
 }
 
 impl HeapReport {
@@ -205,8 +214,10 @@ impl HeapReport {
     /// address.
     pub fn virtual_block_rows(&self, heap: &HeapInfo) -> Vec<Option<usize>> {
         let b = &self.blocks;
-        let virt = BlockKind::Virtual.code();
-        let mut rows = (heap.blocks.start.min(b.len())..heap.blocks.end.min(b.len())).filter(|&i| b.kind[i] == virt);
+        // Virtual rows are top-level rows after the segments' rows, in list order; their kind may
+        // be `lfh_heap` or `lfh_container` when they hold LFH structures.
+        let mut rows = (heap.blocks.start.min(b.len())..heap.blocks.end.min(b.len()))
+            .filter(|&i| b.level[i] == 0 && b.segment[i] == 0 && b.kind[i] != BlockKind::Unparsed.code());
         heap.virtual_blocks.iter().map(|v| rows.next().filter(|&r| b.address[r] == v.header_address)).collect()
     }
 }
@@ -235,28 +246,94 @@ impl WalkState {
     }
 }
 
+/// Options of a walk.
+#[derive(Debug, Clone, Default)]
+pub struct WalkOptions {
+    /// A debugger symbol path whose local directories may hold ntdll's PDB: with a PDB whose
+    /// GUID and age match, front-end keys are also read through their symbols
+    /// (`ntdll!RtlpLFHKey`), and checked against the keys recovered from the dump.
+    pub symbol_path: Option<String>,
+}
+
+/// The LFH key of one half of the process (its own ntdll).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LfhKeyReport {
+    /// The 32-bit half of a WOW64 process.
+    pub wow64_32bit: bool,
+    /// Its pointer width.
+    pub arch: Arch,
+    /// The key and how it was found.
+    pub key: lfh::ProcessKey,
+}
+
 /// Walk every heap of `dump`.
 pub fn walk(dump: &Dump) -> Result<HeapReport> {
+    walk_with(dump, &WalkOptions::default())
+}
+
+/// Walk every heap of `dump` with `options`.
+pub fn walk_with(dump: &Dump, options: &WalkOptions) -> Result<HeapReport> {
     let d = discover(dump)?;
     let build = dump.target().version.build;
+    let mem = dump.memory();
     let mut report = HeapReport { corruption: d.problems, ..HeapReport::default() };
-    let mut state = WalkState::new(dump.memory());
-    for h in &d.heaps {
-        walk_into(dump.memory(), h, build, &mut report, &mut state);
+    let mut state = WalkState::new(mem);
+    let symbol_key = |arch: Arch| {
+        options
+            .symbol_path
+            .as_deref()
+            .and_then(|p| crate::symbols::ntdll_global(dump, p, arch, "RtlpLFHKey"))
+            .and_then(|addr| mem.read_u32(addr).ok())
+    };
+    for wow in [false, true] {
+        let heaps: Vec<&HeapRef> = d.heaps.iter().filter(|h| h.wow64_32bit == wow).collect();
+        let Some(first) = heaps.first() else { continue };
+        let arch = first.arch;
+        let candidates: Vec<lfh::KeyCandidate> =
+            heaps.iter().flat_map(|h| nt::lfh_key_candidates(mem, h, build, &state)).collect();
+        let key = lfh::resolve_key(&candidates, symbol_key(arch));
+        if let (Some(s), Some(r)) = (key.symbol, key.recovered) {
+            if s != r {
+                report.corruption.push(Corruption::new(
+                    0,
+                    0,
+                    CorruptionKind::Inconsistent,
+                    format!(
+                        "{arch} RtlpLFHKey: the symbol gives {s:#010x}, the dump's containers {r:#010x}; using {:#010x}",
+                        key.key.unwrap_or(0)
+                    ),
+                ));
+            }
+        }
+        for h in heaps {
+            walk_into(mem, h, build, &key, &mut report, &mut state);
+        }
+        if !candidates.is_empty() || key.symbol.is_some() {
+            report.lfh_keys.push(LfhKeyReport { wow64_32bit: wow, arch, key });
+        }
     }
     Ok(report)
 }
 
 /// Walk one heap of `mem` (a report with one heap). `build` is the OS build used to pick the
-/// layout row.
+/// layout row; an LFH key is recovered from this heap alone.
 pub fn walk_heap(mem: &AddressSpace, heap: &HeapRef, build: u32) -> HeapReport {
     let mut report = HeapReport::default();
-    walk_into(mem, heap, build, &mut report, &mut WalkState::new(mem));
+    let mut state = WalkState::new(mem);
+    let key = lfh::resolve_key(&nt::lfh_key_candidates(mem, heap, build, &state), None);
+    walk_into(mem, heap, build, &key, &mut report, &mut state);
     report
 }
 
-fn walk_into(mem: &AddressSpace, r: &HeapRef, build: u32, report: &mut HeapReport, state: &mut WalkState) {
-    let HeapReport { heaps, blocks, corruption } = report;
+fn walk_into(
+    mem: &AddressSpace,
+    r: &HeapRef,
+    build: u32,
+    key: &lfh::ProcessKey,
+    report: &mut HeapReport,
+    state: &mut WalkState,
+) {
+    let HeapReport { heaps, blocks, corruption, .. } = report;
     let mut info = HeapInfo::listed(r);
     let first_row = blocks.len();
     let mut rec = Recorder::new(r.address, corruption);
@@ -285,7 +362,8 @@ fn walk_into(mem: &AddressSpace, r: &HeapRef, build: u32, report: &mut HeapRepor
                     Ok(choice) => {
                         info.status = HeapStatus::Walked;
                         info.layout = Some(choice);
-                        walk_nt(mem, r, &choice.row.layout, &mut info, blocks, &mut rec, state);
+                        let mut sink = RowSink::new(blocks);
+                        nt::walk_nt(mem, r, &choice.row.layout, build, key, &mut info, &mut sink, &mut rec, state);
                     }
                 },
             }
@@ -295,86 +373,6 @@ fn walk_into(mem: &AddressSpace, r: &HeapRef, build: u32, report: &mut HeapRepor
     info.blocks = first_row..blocks.len();
     info.summary = HeapSummary::compute(&info, blocks);
     heaps.push(info);
-}
-
-fn walk_nt(
-    mem: &AddressSpace,
-    r: &HeapRef,
-    l: &'static HeapLayout,
-    info: &mut HeapInfo,
-    blocks: &mut BlockColumns,
-    rec: &mut Recorder<'_>,
-    state: &mut WalkState,
-) {
-    let WalkState { guard, budget } = state;
-    let a = r.arch;
-    let at = |o: u16| r.address.wrapping_add(u64::from(o));
-    let h = &l.heap;
-    info.signature_ok = true; // checked by the layout validation
-    info.flags = mem.read_u32(at(h.flags)).unwrap_or(0);
-    info.force_flags = mem.read_u32(at(h.force_flags)).unwrap_or(0);
-    info.front_end_heap = mem.read_ptr(a, at(h.front_end_heap)).unwrap_or(0);
-    info.front_end_type = mem.read_u8(at(h.front_end_heap_type)).ok();
-    info.total_free_size = mem.read_ptr(a, at(h.total_free_size)).ok().map(|g| g.saturating_mul(l.entry.granularity));
-    info.counters = h.counters.and_then(|c| {
-        let c0 = at(c);
-        let f = |o: u16| c0.wrapping_add(u64::from(o));
-        let k = &l.counters;
-        Some(HeapCounters {
-            total_memory_reserved: mem.read_ptr(a, f(k.total_memory_reserved)).ok()?,
-            total_memory_committed: mem.read_ptr(a, f(k.total_memory_committed)).ok()?,
-            total_memory_large_ucr: mem.read_ptr(a, f(k.total_memory_large_ucr)).ok()?,
-            total_size_in_virtual_blocks: mem.read_ptr(a, f(k.total_size_in_virtual_blocks)).ok()?,
-            total_segments: mem.read_u32(f(k.total_segments)).ok()?,
-            total_ucrs: mem.read_u32(f(k.total_ucrs)).ok()?,
-        })
-    });
-    let mask = mem.read_u32(at(h.encode_flag_mask)).unwrap_or(0);
-    info.encoding_enabled = mask & HEAP_ENCODE_FLAG_MAKE_ENCODING_ENABLED != 0;
-    let key = if info.encoding_enabled {
-        match mem.read_array::<8>(at(h.encoding_key)) {
-            Ok(k) => Some(k),
-            Err(_) => {
-                rec.record(
-                    at(h.encoding_key),
-                    CorruptionKind::NotCaptured,
-                    "_HEAP.Encoding not captured; entries not walked",
-                );
-                return;
-            }
-        }
-    } else {
-        None
-    };
-    let ctx = HeapCtx {
-        mem,
-        heap: r.address,
-        arch: a,
-        layout: l,
-        decoder: EntryDecoder::new(&l.entry, key),
-        ust: r.ust,
-        budget,
-    };
-    info.lock_contention = summary::lock_contention(&ctx);
-
-    let addresses = segment::segment_addresses(&ctx, rec);
-    let mut segments: Vec<SegmentInfo> =
-        addresses.into_iter().filter_map(|s| segment::read_segment(&ctx, s, rec)).collect();
-    // Heap-internal allocations: blocks holding UCR descriptors, and the UCR index.
-    let mut internal: Vec<u64> = segments.iter().flat_map(|s| s.ucrs.iter().map(|u| u.descriptor)).collect();
-    if let Ok(p) = mem.read_ptr(a, at(h.ucr_index)) {
-        if p != 0 {
-            internal.push(p);
-        }
-    }
-    internal.sort_unstable();
-    internal.dedup();
-    let mut walker = EntryWalker::new(&ctx, &internal);
-    for s in &mut segments {
-        walker.walk_segment(s, guard, blocks, rec);
-    }
-    info.segments = segments;
-    info.virtual_blocks = virtual_alloc::walk_virtual_blocks(&ctx, blocks, rec);
 }
 
 #[cfg(test)]

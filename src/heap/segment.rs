@@ -44,10 +44,12 @@
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 
-use super::columns::{BlockColumns, BlockKind, BlockRow};
+use super::columns::{BlockKind, BlockRow, NotDecoded};
 use super::corruption::{CorruptionKind, Recorder};
 use super::entry::{plain_user_span, ust_user_span, DecodedEntry, UserSpan, UNUSED_BYTES_OVERFLOW};
+use super::lfh::{LfhPlan, Special};
 use super::list::walk_list;
+use super::rows::{Placed, RowSink};
 use super::HeapCtx;
 use crate::layouts::nt_heap::{entry_flags, HEAP_SEGMENT_SIGNATURE, PAGE_SIZE};
 use crate::memory::AddressSpace;
@@ -413,42 +415,27 @@ fn bad_unused(rec: &mut Recorder<'_>, p: u64, d: &DecodedEntry, unused: u64, siz
 pub(crate) struct EntryWalker<'c, 'a> {
     ctx: &'c HeapCtx<'a>,
     cursor: Cursor<'a>,
-    /// Sorted addresses of heap-internal structures (UCR descriptors, the UCR index).
-    internal: &'c [u64],
-    /// Rows not yet flushed to the columns (bounded by [`ROW_BUFFER`]).
-    buf: Vec<BlockRow>,
+    /// Sorted addresses of structures that make the busy block holding them special (UCR
+    /// descriptors, the UCR index, LFH zones, the `_LFH_HEAP`, LFH UserBlocks).
+    specials: &'c [(u64, Special)],
+    /// The heap's LFH, whose containers get their children when the walk meets them.
+    lfh: Option<&'c mut LfhPlan>,
 }
 
-/// Rows buffered before a flush into the columns.
-const ROW_BUFFER: usize = 1024;
-
 impl<'c, 'a> EntryWalker<'c, 'a> {
-    pub(crate) fn new(ctx: &'c HeapCtx<'a>, internal: &'c [u64]) -> Self {
-        EntryWalker { ctx, cursor: Cursor::new(ctx.mem), internal, buf: Vec::with_capacity(ROW_BUFFER) }
+    pub(crate) fn new(ctx: &'c HeapCtx<'a>, specials: &'c [(u64, Special)], lfh: Option<&'c mut LfhPlan>) -> Self {
+        EntryWalker { ctx, cursor: Cursor::new(ctx.mem), specials, lfh }
     }
 
-    #[inline]
-    fn emit(&mut self, row: BlockRow, cols: &mut BlockColumns) {
-        self.buf.push(row);
-        if self.buf.len() == ROW_BUFFER {
-            self.flush(cols);
-        }
-    }
-
-    fn flush(&mut self, cols: &mut BlockColumns) {
-        cols.extend_rows(&self.buf);
-        self.buf.clear();
-    }
-
-    /// Walk one segment (header already read) into `cols`.
+    /// Walk one segment (header already read) into `sink`.
     pub(crate) fn walk_segment(
         &mut self,
         info: &mut SegmentInfo,
         guard: &mut SpanGuard,
-        cols: &mut BlockColumns,
+        sink: &mut RowSink<'_>,
         rec: &mut Recorder<'_>,
     ) {
-        let first_row = cols.len();
+        let first_row = sink.next_index();
         info.blocks = first_row..first_row;
         let Some(end) = span_end(info, rec) else { return };
         if let Some((s, e, h)) = guard.claim(info.address, end, self.ctx.heap) {
@@ -465,12 +452,11 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
         let ranges = committed_ranges(info, end, rec);
         info.walked = true;
         for (start, stop) in ranges {
-            self.walk_range(info.address, start, stop, cols, rec);
+            self.walk_range(info.address, start, stop, sink, rec);
         }
-        self.flush(cols);
-        info.blocks = first_row..cols.len();
+        info.blocks = first_row..sink.next_index();
         // The segment-header block should end exactly at FirstEntry.
-        if let Some(r) = cols.row(first_row) {
+        if let Some(r) = sink.columns().row(first_row) {
             if r.kind == BlockKind::SegmentHeader.code() && r.address + r.size != info.first_entry {
                 rec.record(
                     info.address,
@@ -486,44 +472,34 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
     }
 
     fn gap_row(&self, segment: u64, from: u64, to: u64, kind: CorruptionKind) -> BlockRow {
-        BlockRow {
-            heap: self.ctx.heap,
-            segment,
-            address: from,
-            user_address: 0,
-            size: to - from,
-            user_size: 0,
-            busy: false,
-            kind: BlockKind::Unparsed.code(),
-            flags: 0,
-            unused_bytes: 0,
-            corrupt: kind.code(),
-            stack_trace_entry: 0,
-        }
+        let mut r = BlockRow::top(BlockKind::Unparsed, false);
+        r.heap = self.ctx.heap;
+        r.segment = segment;
+        r.address = from;
+        r.size = to - from;
+        r.corruption = kind.code();
+        r
     }
 
     /// Walk the blocks of `[start, end)`, a committed range of `segment`.
     ///
     /// The loop body is the hot path of the whole crate: one 16-byte load, one XOR, a few tests
     /// and one buffered row per block. Everything that only happens on corrupt or unusual blocks
-    /// lives in `#[cold]` helpers.
-    fn walk_range(&mut self, segment: u64, start: u64, end: u64, cols: &mut BlockColumns, rec: &mut Recorder<'_>) {
+    /// (and on the few blocks that hold heap structures) lives in `#[cold]` helpers.
+    fn walk_range(&mut self, segment: u64, start: u64, end: u64, sink: &mut RowSink<'_>, rec: &mut Recorder<'_>) {
         let dec = self.ctx.decoder;
         let g = dec.granularity();
         let hs = dec.header_size();
         let hsz = hs as usize;
         let heap = self.ctx.heap;
         let plain = !self.ctx.ust;
-        // A cheap first pass counts the blocks up to the first problem, so that the columns grow
-        // once per range instead of doubling (and copying) as rows arrive.
-        cols.reserve(self.count_clean(start, end));
-        let mut internal_i = self.internal.partition_point(|&a| a < start);
+        let mut special_i = self.specials.partition_point(|&(a, _)| a < start);
         let mut p = start;
         let mut prev_size: Option<u16> = None;
         while p < end {
             let Some(hdr) = self.cursor.fetch(p, hsz) else {
                 let detail = format!("block header at {p:#x} not captured");
-                p = self.skip_bad(segment, p, end, CorruptionKind::NotCaptured, detail, cols, rec);
+                p = self.skip_bad(segment, p, end, CorruptionKind::NotCaptured, detail, sink, rec);
                 prev_size = None;
                 continue;
             };
@@ -531,7 +507,7 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
             let size_bytes = u64::from(d.size) * g;
             if !d.checksum_ok || d.size == 0 || size_bytes > end - p {
                 let (kind, detail) = bad_header(&d, size_bytes, end);
-                p = self.skip_bad(segment, p, end, kind, detail, cols, rec);
+                p = self.skip_bad(segment, p, end, kind, detail, sink, rec);
                 prev_size = None;
                 continue;
             }
@@ -541,38 +517,29 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
             }
             let busy = d.flags & entry_flags::BUSY != 0;
             let block_end = p + size_bytes;
+            // Structures inside this block (consumed whether or not it is busy).
+            let mut special = None;
+            while special_i < self.specials.len() && self.specials[special_i].0 < block_end {
+                if self.specials[special_i].0 >= p {
+                    let s = self.specials[special_i].1;
+                    special = Some(special.map_or(s, |o: Special| o.max(s)));
+                }
+                special_i += 1;
+            }
             let kind = if p == segment {
                 BlockKind::SegmentHeader
             } else if !busy {
                 BlockKind::Backend
-            } else if d.flags & entry_flags::VIRTUAL_ALLOC != 0 {
-                BlockKind::LfhContainer
+            } else if special.is_some() || d.flags & entry_flags::VIRTUAL_ALLOC != 0 {
+                special_kind(special)
             } else {
-                while internal_i < self.internal.len() && self.internal[internal_i] <= p {
-                    internal_i += 1;
-                }
-                if internal_i < self.internal.len() && self.internal[internal_i] < block_end {
-                    BlockKind::Internal
-                } else {
-                    BlockKind::Backend
-                }
+                BlockKind::Backend
             };
-            let row = if !busy || kind == BlockKind::SegmentHeader {
+            let mut row = if !busy || kind == BlockKind::SegmentHeader {
                 // No user data: free blocks, and the block holding the segment's own header.
-                BlockRow {
-                    heap,
-                    segment,
-                    address: p,
-                    user_address: 0,
-                    size: size_bytes,
-                    user_size: 0,
-                    busy,
-                    kind: kind.code(),
-                    flags: d.flags,
-                    unused_bytes: u32::from(d.unused_bytes),
-                    corrupt,
-                    stack_trace_entry: 0,
-                }
+                let mut r = BlockRow::top(kind, busy);
+                r.unused_bytes = u32::from(d.unused_bytes);
+                r
             } else {
                 let unused = u64::from(d.unused_bytes);
                 // Common case inline: no +ust, no 0x3F overflow, a sane count (§6.4).
@@ -592,24 +559,46 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
                 if span.bad_unused {
                     corrupt = bad_unused(rec, p, &d, span.unused, size_bytes);
                 }
-                BlockRow {
-                    heap,
-                    segment,
-                    address: p,
-                    user_address: span.user_address,
-                    size: size_bytes,
-                    user_size: span.user_size,
-                    busy,
-                    kind: kind.code(),
-                    flags: d.flags,
-                    unused_bytes: u32::try_from(span.unused).unwrap_or(u32::MAX),
-                    corrupt,
-                    stack_trace_entry: span.stack_trace_entry,
-                }
+                let mut r = BlockRow::top(kind, busy);
+                r.user_address = span.user_address;
+                r.user_size = span.user_size;
+                r.unused_bytes = u32::try_from(span.unused).unwrap_or(u32::MAX);
+                r.stack_trace_entry = span.stack_trace_entry;
+                r
             };
-            self.emit(row, cols);
+            row.heap = heap;
+            row.segment = segment;
+            row.address = p;
+            row.size = size_bytes;
+            row.flags = d.flags;
+            row.corruption = corrupt;
+            let index = sink.push(row);
+            if kind == BlockKind::LfhContainer {
+                self.container(special, &Placed { index, row, extent: (p, block_end) }, sink, rec);
+            }
             prev_size = Some(d.size);
             p = block_end;
+        }
+    }
+
+    /// A container row was pushed at `index`: append its children, or say why not.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn container(
+        &mut self,
+        special: Option<Special>,
+        at: &Placed,
+        sink: &mut RowSink<'_>,
+        rec: &mut Recorder<'_>,
+    ) {
+        let mem = self.ctx.mem;
+        let why = match (special, self.lfh.as_deref_mut()) {
+            (Some(Special::Container(i)), Some(lfh)) => lfh.emit_children(mem, i, at, sink, rec),
+            (_, Some(lfh)) => Some(lfh.orphan_reason()),
+            (_, None) => Some(NotDecoded::Orphan),
+        };
+        if let Some(why) = why {
+            sink.update(at.index, |r| r.not_decoded = why.code());
         }
     }
 
@@ -624,7 +613,7 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
         end: u64,
         kind: CorruptionKind,
         detail: String,
-        cols: &mut BlockColumns,
+        sink: &mut RowSink<'_>,
         rec: &mut Recorder<'_>,
     ) -> u64 {
         let g = self.ctx.decoder.granularity();
@@ -636,28 +625,8 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
         };
         rec.record(p, kind, format!("{detail}; {how}"));
         let gap = self.gap_row(segment, p, to, kind);
-        self.emit(gap, cols);
+        sink.push(gap);
         to
-    }
-
-    /// Number of blocks from `start` until the first problem (or `end`): a capacity hint.
-    fn count_clean(&mut self, start: u64, end: u64) -> usize {
-        let dec = self.ctx.decoder;
-        let g = dec.granularity();
-        let hsz = dec.header_size() as usize;
-        let mut n = 0;
-        let mut p = start;
-        while p < end {
-            let Some(hdr) = self.cursor.fetch(p, hsz) else { break };
-            let d = dec.decode(&hdr[..hsz]);
-            let size_bytes = u64::from(d.size) * g;
-            if !d.checksum_ok || d.size == 0 || size_bytes > end - p {
-                break;
-            }
-            n += 1;
-            p += size_bytes;
-        }
-        n
     }
 
     /// User address/size of a busy block (§6.4, §11.3).
@@ -665,9 +634,9 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
     fn user_span(&mut self, d: &DecodedEntry, p: u64, size_bytes: u64, kind: BlockKind) -> UserSpan {
         let ctx = self.ctx;
         let dec = ctx.decoder;
-        // +ust: ordinary and heap-internal allocations carry the trace header (INFERRED for the
-        // internal ones: they are allocated through the same path). LFH containers are left plain.
-        if ctx.ust && matches!(kind, BlockKind::Backend | BlockKind::Internal) {
+        // +ust: every busy block carries the trace header (INFERRED for the heap's own
+        // allocations: zones, UserBlocks, UCR blocks are allocated through the same path).
+        if ctx.ust && !matches!(kind, BlockKind::SegmentHeader) {
             let u = &ctx.layout.ust;
             let trace = self.cursor.ptr(ctx.arch, p.wrapping_add(u64::from(u.trace_pointer)));
             let extra = self.cursor.u16(p.wrapping_add(u64::from(u.extra)));
@@ -722,6 +691,17 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
             at = next;
         }
         true
+    }
+}
+
+/// The kind of a busy block that holds `special` (or has `HEAP_ENTRY_VIRTUAL_ALLOC`).
+pub(crate) fn special_kind(special: Option<Special>) -> BlockKind {
+    match special {
+        Some(Special::Internal) => BlockKind::Internal,
+        Some(Special::Zone) => BlockKind::LfhZone,
+        Some(Special::LfhHeap) => BlockKind::LfhHeap,
+        // A VIRTUAL_ALLOC block with no structure in it: an LFH container nothing points at.
+        Some(Special::Container(_)) | None => BlockKind::LfhContainer,
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use super::columns::{BlockKind, BlockRow};
+use super::columns::{BlockKind, BlockRow, NotDecoded};
 use crate::mapped::FileBytes;
 use crate::memory::{AddressSpace, CapturedRange};
 use crate::target::Arch;
@@ -423,8 +423,13 @@ impl HeapSpec {
                     kind: kind.code(),
                     flags,
                     unused_bytes: unused as u32,
-                    corrupt: 0,
+                    corruption: 0,
                     stack_trace_entry: trace,
+                    parent: -1,
+                    level: 0,
+                    is_allocation: kind.is_allocation(b.busy),
+                    // A VIRTUAL_ALLOC block with no LFH pointing at it (§6.2).
+                    not_decoded: if kind == BlockKind::LfhContainer { NotDecoded::Orphan.code() } else { 0 },
                 });
                 *prev = b.granules;
                 *at += size_bytes;
@@ -510,8 +515,12 @@ impl HeapSpec {
                 kind: BlockKind::Virtual.code(),
                 flags: 0x0b,
                 unused_bytes: (v.commit - v.user_size) as u32,
-                corrupt: 0,
+                corruption: 0,
                 stack_trace_entry: trace,
+                parent: -1,
+                level: 0,
+                is_allocation: true,
+                not_decoded: 0,
             });
         }
         s.put_ptr(a, vhead, vlinks.first().copied().unwrap_or(vhead));

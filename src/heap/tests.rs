@@ -187,7 +187,7 @@ fn bad_checksum_is_recorded_and_the_walk_resynchronises() {
         // Rows before the victim are intact; the victim became one unparsed row; the rest resume.
         assert_eq!(&got[..3], &exp.rows[..3]);
         assert_eq!(got[3].kind, BlockKind::Unparsed.code());
-        assert_eq!(got[3].corrupt, CorruptionKind::BadChecksum.code());
+        assert_eq!(got[3].corruption, CorruptionKind::BadChecksum.code());
         assert_eq!(got[3].address, victim.address);
         assert_eq!(got[3].size, victim.size, "resync lands on the next real header");
         assert_eq!(&got[4..], &exp.rows[4..]);
@@ -228,7 +228,7 @@ fn zero_size_and_oversized_blocks_are_recorded() {
         let report = walk_spec(&spec, &s);
         assert_eq!(report.corruption.len(), 1);
         assert_eq!(report.corruption[0].kind, CorruptionKind::BadPreviousSize);
-        assert_eq!(report.blocks.corrupt[2], CorruptionKind::BadPreviousSize.code());
+        assert_eq!(report.blocks.corruption[2], CorruptionKind::BadPreviousSize.code());
         assert_eq!(report.blocks.len(), exp.rows.len());
     }
 }
@@ -325,8 +325,9 @@ fn bad_ucr_descriptors_and_overlapping_segments() {
         let mem = s0.build();
         let mut state = WalkState::new(&mem);
         let mut report = HeapReport::default();
-        walk_into(&mem, &heap_ref(&spec), spec.epoch.build(), &mut report, &mut state);
-        walk_into(&mem, &heap_ref(&spec), spec.epoch.build(), &mut report, &mut state);
+        let key = lfh::ProcessKey::default();
+        walk_into(&mem, &heap_ref(&spec), spec.epoch.build(), &key, &mut report, &mut state);
+        walk_into(&mem, &heap_ref(&spec), spec.epoch.build(), &key, &mut report, &mut state);
         assert_eq!(report.heaps.len(), 2);
         assert!(report.heaps[1].blocks.len() == 2, "only the virtual blocks are listed again");
         assert!(report.corruption.iter().all(|c| c.kind == CorruptionKind::OutOfSegment));

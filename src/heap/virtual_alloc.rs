@@ -21,7 +21,7 @@
 //! only plausible if its last four bytes were stored unencoded (\[SYR\]'s "first dword only"
 //! variant, §6.3); we use only Size, Flags and the checksum, which are in the first four bytes.
 
-use super::columns::{BlockColumns, BlockKind, BlockRow};
+use super::columns::{BlockKind, BlockRow};
 use super::corruption::{CorruptionKind, Recorder};
 use super::entry::is_no_trace;
 use super::list::walk_list;
@@ -56,12 +56,23 @@ pub struct VirtualBlockInfo {
     pub corrupt: Option<CorruptionKind>,
 }
 
-/// Walk `_HEAP.VirtualAllocdBlocks`, appending one row per block.
-pub(crate) fn walk_virtual_blocks(
-    ctx: &HeapCtx<'_>,
-    cols: &mut BlockColumns,
-    rec: &mut Recorder<'_>,
-) -> Vec<VirtualBlockInfo> {
+/// The row of a virtual block (kind `virtual`; the caller may make it an LFH structure).
+pub(crate) fn row(ctx: &HeapCtx<'_>, v: &VirtualBlockInfo) -> BlockRow {
+    let mut r = BlockRow::top(BlockKind::Virtual, true);
+    r.heap = ctx.heap;
+    r.address = v.header_address;
+    r.user_address = v.user_address;
+    r.size = v.commit_size;
+    r.user_size = v.user_size;
+    r.flags = v.flags;
+    r.unused_bytes = u32::try_from(v.unused_bytes).unwrap_or(u32::MAX);
+    r.corruption = v.corrupt.map_or(0, CorruptionKind::code);
+    r.stack_trace_entry = v.stack_trace_entry;
+    r
+}
+
+/// Walk `_HEAP.VirtualAllocdBlocks`, in list order.
+pub(crate) fn walk_virtual_blocks(ctx: &HeapCtx<'_>, rec: &mut Recorder<'_>) -> Vec<VirtualBlockInfo> {
     let l = ctx.layout;
     let v = &l.virtual_alloc;
     let mem = ctx.mem;
@@ -138,20 +149,6 @@ pub(crate) fn walk_virtual_blocks(
             stack_trace_entry,
             corrupt,
         };
-        cols.push(&BlockRow {
-            heap: ctx.heap,
-            segment: 0,
-            address: header_address,
-            user_address,
-            size: commit_size,
-            user_size,
-            busy: true,
-            kind: BlockKind::Virtual.code(),
-            flags: d.flags,
-            unused_bytes: u32::try_from(unused).unwrap_or(u32::MAX),
-            corrupt: corrupt.map_or(0, CorruptionKind::code),
-            stack_trace_entry,
-        });
         out.push(info);
     }
     out

@@ -12,6 +12,7 @@
 //! To add a build: add a row with its build range and source, keep rows of one architecture
 //! sorted and non-overlapping (a test checks), and add a builder fixture for it.
 
+pub mod lfh;
 pub mod nt_heap;
 pub mod peb;
 

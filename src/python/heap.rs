@@ -8,7 +8,10 @@ use numpy::IntoPyArray;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::heap::{BlockColumns, BlockKind, CorruptionKind, HeapInfo, HeapReport, SegmentInfo, VirtualBlockInfo};
+use crate::heap::{
+    AnyColumn, BlockColumns, BlockKind, CorruptionKind, HeapInfo, HeapReport, NotDecoded, SegmentInfo,
+    VirtualBlockInfo, BLOCK_SCHEMA,
+};
 use crate::python::session::Session;
 use crate::python::stacks::Frame;
 
@@ -451,38 +454,33 @@ impl VirtualBlock {
 
 /// A copy of rows `r` of `c` (one memcpy per column).
 pub(crate) fn slice_columns(c: &BlockColumns, r: Range<usize>) -> BlockColumns {
-    BlockColumns {
-        heap: c.heap[r.clone()].to_vec(),
-        segment: c.segment[r.clone()].to_vec(),
-        address: c.address[r.clone()].to_vec(),
-        user_address: c.user_address[r.clone()].to_vec(),
-        size: c.size[r.clone()].to_vec(),
-        user_size: c.user_size[r.clone()].to_vec(),
-        busy: c.busy[r.clone()].to_vec(),
-        kind: c.kind[r.clone()].to_vec(),
-        flags: c.flags[r.clone()].to_vec(),
-        unused_bytes: c.unused_bytes[r.clone()].to_vec(),
-        corrupt: c.corrupt[r.clone()].to_vec(),
-        stack_trace_entry: c.stack_trace_entry[r].to_vec(),
-    }
+    c.slice(r)
 }
 
-/// Move each column into a numpy array (no copy) in a dict.
+/// Move each column into a numpy array (no copy) in a dict, in schema order.
 pub(crate) fn columns_to_dict(py: Python<'_>, c: BlockColumns) -> PyResult<Bound<'_, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item("heap", c.heap.into_pyarray(py))?;
-    d.set_item("segment", c.segment.into_pyarray(py))?;
-    d.set_item("address", c.address.into_pyarray(py))?;
-    d.set_item("user_address", c.user_address.into_pyarray(py))?;
-    d.set_item("size", c.size.into_pyarray(py))?;
-    d.set_item("user_size", c.user_size.into_pyarray(py))?;
-    d.set_item("busy", c.busy.into_pyarray(py))?;
-    d.set_item("kind", c.kind.into_pyarray(py))?;
-    d.set_item("flags", c.flags.into_pyarray(py))?;
-    d.set_item("unused_bytes", c.unused_bytes.into_pyarray(py))?;
-    d.set_item("corruption", c.corrupt.into_pyarray(py))?;
-    d.set_item("stack_trace_entry", c.stack_trace_entry.into_pyarray(py))?;
+    for (name, col) in c.into_columns() {
+        match col {
+            AnyColumn::U64(v) => d.set_item(name, v.into_pyarray(py))?,
+            AnyColumn::U32(v) => d.set_item(name, v.into_pyarray(py))?,
+            AnyColumn::U8(v) => d.set_item(name, v.into_pyarray(py))?,
+            AnyColumn::I32(v) => d.set_item(name, v.into_pyarray(py))?,
+            AnyColumn::Bool(v) => d.set_item(name, v.into_pyarray(py))?,
+        }
+    }
     Ok(d)
+}
+
+/// The block schema: (name, numpy dtype, meaning) of every column of `Dump.blocks()`, in order:
+/// the walk's columns, then `stack_id` from the stack table.
+pub(crate) fn block_schema() -> Vec<(&'static str, &'static str, &'static str)> {
+    BLOCK_SCHEMA.iter().chain([&crate::stacks::STACK_ID_COLUMN]).map(|c| (c.name, c.dtype, c.doc)).collect()
+}
+
+/// Names of the `not_decoded` codes, by code (0 = decoded).
+pub(crate) fn not_decoded_names() -> Vec<(u8, &'static str)> {
+    NotDecoded::ALL.iter().map(|r| (r.code(), r.name())).collect()
 }
 
 /// Names of the block kind codes, by code.

@@ -32,6 +32,8 @@ mod _core {
         m.add("GLOBAL_FLAGS", crate::process::GLOBAL_FLAGS.to_vec())?;
         m.add("BLOCK_KINDS", super::heap::block_kind_names())?;
         m.add("CORRUPTION_KINDS", super::heap::corruption_kind_names())?;
+        m.add("NOT_DECODED", super::heap::not_decoded_names())?;
+        m.add("BLOCK_SCHEMA", super::heap::block_schema())?;
         m.add("STACK_PROBLEM_KINDS", super::stacks::stack_problem_kind_names())?;
         m.add("FRAME_SOURCES", super::stacks::frame_source_names())?;
         Ok(())

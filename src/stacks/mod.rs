@@ -31,6 +31,15 @@ use crate::target::Arch;
 
 pub use entry::{read_entry, CountField, EntryError, EntryRead, TraceEntryLayout, MAX_FRAMES};
 
+/// The column the stack table adds to the block columns (`Dump.blocks()`), described like the
+/// walk's own ([`crate::heap::BLOCK_SCHEMA`]).
+pub const STACK_ID_COLUMN: crate::heap::ColumnSpec = crate::heap::ColumnSpec {
+    name: "stack_id",
+    dtype: "int32",
+    doc: "The row's allocation stack in `Dump.stacks()`, −1 when it has none (no `+ust` trace, or one that \
+          could not be read).",
+};
+
 /// What was wrong with a trace entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]

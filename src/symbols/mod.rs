@@ -198,6 +198,32 @@ pub fn module_name(m: &Module) -> String {
     }
 }
 
+/// The address of the global `name` of the process's `ntdll.dll` of pointer width `arch` (a
+/// WOW64 process has a 64-bit and a 32-bit one), read from its PDB when a PDB whose GUID and age
+/// match is in the local directories of `symbol_path`. `None` without such a PDB, or when it has
+/// no public symbol of that name. The width of each ntdll is read from its PE header in the dump,
+/// else taken from its path (`SysWOW64` is 32-bit).
+pub fn ntdll_global(dump: &Dump, symbol_path: &str, arch: crate::target::Arch, name: &str) -> Option<u64> {
+    let dirs = path::parse_symbol_path(symbol_path);
+    if dirs.is_empty() {
+        return None;
+    }
+    let mem = dump.memory();
+    let ntdll = dump.info().modules.iter().filter(|m| m.name().eq_ignore_ascii_case("ntdll.dll")).find(|m| {
+        let wow = m.path.to_ascii_lowercase().contains("syswow64");
+        let guess = if wow { crate::target::Arch::X86 } else { dump.target().arch };
+        pe::image_arch(mem, m.base).unwrap_or(guess) == arch
+    })?;
+    let (Some(pdb_name), Some(guid), Some(age)) = (&ntdll.pdb_name, &ntdll.pdb_guid, ntdll.pdb_age) else {
+        return None;
+    };
+    path::existing_candidates(&dirs, pdb_name, guid, age).into_iter().find_map(|p| {
+        let publics = pdb::load_publics(&p, guid, age).ok()?;
+        let rva = publics.symbols[..publics.publics].iter().find(|s| s.1 == name)?.0;
+        ntdll.base.checked_add(u64::from(rva))
+    })
+}
+
 /// The loaded CLR runtime (`clr.dll`, `coreclr.dll` or `mscorwks.dll`), if any.
 pub fn clr_module(modules: &[Module]) -> Option<&Module> {
     modules.iter().find(|m| CLR_MODULES.iter().any(|c| m.name().eq_ignore_ascii_case(c)))

@@ -172,3 +172,20 @@ pub fn read_exports(mem: &AddressSpace, base: u64, module_size: u64) -> Result<E
     }
     Ok(out)
 }
+
+/// The pointer width of the image mapped at `base`, from its optional header's magic (PE32 is
+/// x86, PE32+ is x64); `None` when the headers are not captured or not a PE image.
+pub fn image_arch(mem: &AddressSpace, base: u64) -> Option<crate::target::Arch> {
+    if mem.read_u16(base).ok()? != IMAGE_DOS_SIGNATURE {
+        return None;
+    }
+    let nt = base.checked_add(u64::from(mem.read_u32(base.checked_add(0x3c)?).ok()?))?;
+    if mem.read_u32(nt).ok()? != IMAGE_NT_SIGNATURE {
+        return None;
+    }
+    match mem.read_u16(nt.checked_add(24)?).ok()? {
+        PE32_MAGIC => Some(crate::target::Arch::X86),
+        PE32_PLUS_MAGIC => Some(crate::target::Arch::X64),
+        _ => None,
+    }
+}

@@ -240,13 +240,14 @@ def test_growth_of_nothing() -> None:
     assert df.empty and list(df.columns) == ["time", "dump", "stack_key", "top_frame", "bytes", "count"]
 
 
-def test_scan_record_keeps_user_allocations_only() -> None:
+def test_scan_record_rows_are_taken_as_the_scan_gives_them() -> None:
+    # The scan keeps the is_allocation rows in Rust; Python does not filter a second time.
     rec: Dict[str, Any] = {
         "path": "x.dmp", "error": None, "error_kind": None, "timestamp_unix": 1_700_000_000, "pid": 7,
         "blocks": {
-            "heap": np.array([1, 1, 1], dtype=np.uint64), "address": np.array([16, 32, 48], dtype=np.uint64),
-            "user_address": np.array([32, 48, 64], dtype=np.uint64), "user_size": np.array([10, 20, 30], dtype=np.uint64),
-            "kind": np.array([0, 4, 1], dtype=np.uint8), "stack_id": np.array([0, -1, -1], dtype=np.int32),
+            "heap": np.array([1, 1], dtype=np.uint64), "address": np.array([16, 48], dtype=np.uint64),
+            "user_address": np.array([32, 64], dtype=np.uint64), "user_size": np.array([10, 30], dtype=np.uint64),
+            "kind": np.array([0, 8], dtype=np.uint8), "stack_id": np.array([0, -1], dtype=np.int32),
         },
         "stack_keys": [K_SESSION],
     }

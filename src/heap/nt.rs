@@ -1,0 +1,166 @@
+//! One NT heap: its `_HEAP` header, its front end (the LFH, [`super::lfh`]), its segments and
+//! their blocks ([`super::segment`]), and its virtual blocks ([`super::virtual_alloc`]).
+//!
+//! Order of work: the header (flags, encoding key, counters, `FrontEndHeap`), then the LFH plan
+//! (zones, subsegments, where each container's blocks are), then the segments in order, then the
+//! virtual blocks. Structures the heap manager keeps inside its own busy blocks (UCR descriptors,
+//! the UCR index, LFH zones, the `_LFH_HEAP`, UserBlocks) are known by address before the segment
+//! walk meets the blocks holding them, so each such block gets its kind on the spot and a
+//! container's children follow it directly.
+
+use super::columns::BlockKind;
+use super::corruption::{CorruptionKind, Recorder};
+use super::entry::EntryDecoder;
+use super::lfh::{self, KeyCandidate, LfhCtx, LfhPlan, ProcessKey, Special};
+use super::rows::{Placed, RowSink};
+use super::segment::{self, EntryWalker, SegmentInfo};
+use super::summary;
+use super::virtual_alloc;
+use super::{discover, HeapCounters, HeapCtx, HeapInfo, HeapRef, WalkState};
+use crate::layouts::nt_heap::{HeapLayout, HEAP_ENCODE_FLAG_MAKE_ENCODING_ENABLED};
+use crate::memory::AddressSpace;
+
+/// `FrontEndHeapType` of the LFH (§4.1).
+const FRONT_END_LFH: u8 = 2;
+
+/// The LFH of heap `r`, if it has one: `(FrontEndHeap, layout)`.
+fn front_end(mem: &AddressSpace, r: &HeapRef, l: &HeapLayout) -> Option<u64> {
+    let at = |o: u16| r.address.wrapping_add(u64::from(o));
+    let fe_type = mem.read_u8(at(l.heap.front_end_heap_type)).ok()?;
+    let fe = mem.read_ptr(r.arch, at(l.heap.front_end_heap)).ok()?;
+    (fe_type == FRONT_END_LFH && fe != 0).then_some(fe)
+}
+
+/// The LFH key candidates of one heap (pass one of the walk, §9.9), without records.
+pub(crate) fn lfh_key_candidates(mem: &AddressSpace, r: &HeapRef, build: u32, state: &WalkState) -> Vec<KeyCandidate> {
+    let Some((super::HeapKind::Nt, _)) = discover::classify(mem, r.address, r.arch) else { return Vec::new() };
+    let Ok(choice) = discover::choose_layout(mem, r.address, r.arch, build) else { return Vec::new() };
+    let Some(fe) = front_end(mem, r, &choice.row.layout) else { return Vec::new() };
+    let c = LfhCtx { mem, arch: r.arch, heap: r.address, front_end_heap: fe, ust: r.ust, budget: &state.budget };
+    lfh::key_candidates(&c, build)
+}
+
+/// Walk the NT heap `r` with layout `l` into `sink`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn walk_nt(
+    mem: &AddressSpace,
+    r: &HeapRef,
+    l: &'static HeapLayout,
+    build: u32,
+    key: &ProcessKey,
+    info: &mut HeapInfo,
+    sink: &mut RowSink<'_>,
+    rec: &mut Recorder<'_>,
+    state: &mut WalkState,
+) {
+    let WalkState { guard, budget } = state;
+    let a = r.arch;
+    let at = |o: u16| r.address.wrapping_add(u64::from(o));
+    let h = &l.heap;
+    info.signature_ok = true; // checked by the layout validation
+    info.flags = mem.read_u32(at(h.flags)).unwrap_or(0);
+    info.force_flags = mem.read_u32(at(h.force_flags)).unwrap_or(0);
+    info.front_end_heap = mem.read_ptr(a, at(h.front_end_heap)).unwrap_or(0);
+    info.front_end_type = mem.read_u8(at(h.front_end_heap_type)).ok();
+    info.total_free_size = mem.read_ptr(a, at(h.total_free_size)).ok().map(|g| g.saturating_mul(l.entry.granularity));
+    info.counters = h.counters.and_then(|c| {
+        let c0 = at(c);
+        let f = |o: u16| c0.wrapping_add(u64::from(o));
+        let k = &l.counters;
+        Some(HeapCounters {
+            total_memory_reserved: mem.read_ptr(a, f(k.total_memory_reserved)).ok()?,
+            total_memory_committed: mem.read_ptr(a, f(k.total_memory_committed)).ok()?,
+            total_memory_large_ucr: mem.read_ptr(a, f(k.total_memory_large_ucr)).ok()?,
+            total_size_in_virtual_blocks: mem.read_ptr(a, f(k.total_size_in_virtual_blocks)).ok()?,
+            total_segments: mem.read_u32(f(k.total_segments)).ok()?,
+            total_ucrs: mem.read_u32(f(k.total_ucrs)).ok()?,
+        })
+    });
+    let mask = mem.read_u32(at(h.encode_flag_mask)).unwrap_or(0);
+    info.encoding_enabled = mask & HEAP_ENCODE_FLAG_MAKE_ENCODING_ENABLED != 0;
+    let key_bytes = if info.encoding_enabled {
+        match mem.read_array::<8>(at(h.encoding_key)) {
+            Ok(k) => Some(k),
+            Err(_) => {
+                rec.record(
+                    at(h.encoding_key),
+                    CorruptionKind::NotCaptured,
+                    "_HEAP.Encoding not captured; entries not walked",
+                );
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    let ctx = HeapCtx {
+        mem,
+        heap: r.address,
+        arch: a,
+        layout: l,
+        decoder: EntryDecoder::new(&l.entry, key_bytes),
+        ust: r.ust,
+        budget,
+    };
+    info.lock_contention = summary::lock_contention(&ctx);
+
+    let mut lfh_plan: Option<LfhPlan> = front_end(mem, r, l).map(|fe| {
+        let c = LfhCtx { mem, arch: a, heap: r.address, front_end_heap: fe, ust: r.ust, budget };
+        lfh::plan(&c, build, key, rec)
+    });
+
+    let addresses = segment::segment_addresses(&ctx, rec);
+    let mut segments: Vec<SegmentInfo> =
+        addresses.into_iter().filter_map(|s| segment::read_segment(&ctx, s, rec)).collect();
+    // Structures inside the heap's own busy blocks: UCR descriptors and the UCR index (internal),
+    // and the LFH's zones, `_LFH_HEAP` and UserBlocks.
+    let mut specials: Vec<(u64, Special)> =
+        segments.iter().flat_map(|s| s.ucrs.iter().map(|u| (u.descriptor, Special::Internal))).collect();
+    if let Ok(p) = mem.read_ptr(a, at(h.ucr_index)) {
+        if p != 0 {
+            specials.push((p, Special::Internal));
+        }
+    }
+    if let Some(p) = &lfh_plan {
+        specials.extend(p.specials());
+    }
+    specials.sort_unstable_by_key(|s| s.0);
+    specials.dedup();
+    let mut walker = EntryWalker::new(&ctx, &specials, lfh_plan.as_mut());
+    for s in &mut segments {
+        walker.walk_segment(s, guard, sink, rec);
+    }
+    info.segments = segments;
+    let virtual_blocks = virtual_alloc::walk_virtual_blocks(&ctx, rec);
+    for v in &virtual_blocks {
+        let mut row = virtual_alloc::row(&ctx, v);
+        let extent = (v.address, v.address.saturating_add(v.commit_size));
+        // Every virtual block has HEAP_ENTRY_VIRTUAL_ALLOC in its BusyBlock, so unlike in a
+        // segment the flag says nothing: only a structure inside makes it special.
+        let special = specials_in(&specials, extent);
+        if let Some(s) = special {
+            row.set_kind(segment::special_kind(Some(s)));
+        }
+        let index = sink.push(row);
+        if row.kind == BlockKind::LfhContainer.code() {
+            walker.container(special, &Placed { index, row, extent }, sink, rec);
+        }
+    }
+    info.virtual_blocks = virtual_blocks;
+    if let Some(p) = lfh_plan {
+        for (ub, ss) in p.unmet() {
+            rec.record(
+                ub,
+                CorruptionKind::BadLfhContainer,
+                format!("UserBlocks {ub:#x} of subsegment {ss:#x} is not in any busy block the walk met"),
+            );
+        }
+        info.lfh = Some(p.info);
+    }
+}
+
+/// The strongest special whose address lies in `[start, end)`.
+fn specials_in(specials: &[(u64, Special)], (start, end): (u64, u64)) -> Option<Special> {
+    let i = specials.partition_point(|s| s.0 < start);
+    specials[i..].iter().take_while(|s| s.0 < end).map(|s| s.1).reduce(Special::max)
+}

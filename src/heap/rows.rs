@@ -1,0 +1,95 @@
+//! Appending rows to the block columns through a small buffer.
+//!
+//! The walkers produce rows one at a time; pushing each field onto its own `Vec` per row costs
+//! more than collecting rows in a short buffer and moving them column by column
+//! ([`BlockColumns::extend_rows`]). A [`RowSink`] also knows the index the next row will get,
+//! which is what a container needs to give its children as their `parent`.
+
+use super::columns::{BlockColumns, BlockRow};
+
+/// Rows buffered before a flush into the columns.
+const ROW_BUFFER: usize = 1024;
+
+/// A buffered writer of rows into one [`BlockColumns`].
+pub(crate) struct RowSink<'c> {
+    cols: &'c mut BlockColumns,
+    buf: Vec<BlockRow>,
+}
+
+impl<'c> RowSink<'c> {
+    pub(crate) fn new(cols: &'c mut BlockColumns) -> Self {
+        RowSink { cols, buf: Vec::with_capacity(ROW_BUFFER) }
+    }
+
+    /// The row index the next [`Self::push`] gets.
+    #[inline]
+    pub(crate) fn next_index(&self) -> usize {
+        self.cols.len() + self.buf.len()
+    }
+
+    /// Append a row; returns its index.
+    #[inline]
+    pub(crate) fn push(&mut self, row: BlockRow) -> usize {
+        let i = self.next_index();
+        self.buf.push(row);
+        if self.buf.len() == ROW_BUFFER {
+            self.flush();
+        }
+        i
+    }
+
+    /// Change a row already pushed (buffered or not).
+    pub(crate) fn update(&mut self, index: usize, f: impl FnOnce(&mut BlockRow)) {
+        let flushed = self.cols.len();
+        if let Some(r) = index.checked_sub(flushed).and_then(|i| self.buf.get_mut(i)) {
+            f(r);
+        } else if let Some(mut r) = self.cols.row(index) {
+            f(&mut r);
+            self.cols.set_row(index, &r);
+        }
+    }
+
+    /// Move the buffered rows into the columns.
+    pub(crate) fn flush(&mut self) {
+        self.cols.extend_rows(&self.buf);
+        self.buf.clear();
+    }
+
+    /// The columns, after a flush.
+    pub(crate) fn columns(&mut self) -> &BlockColumns {
+        self.flush();
+        self.cols
+    }
+}
+
+impl Drop for RowSink<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// A container row already pushed: where it is, what it is, and the bytes its children tile.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Placed {
+    /// Its row index.
+    pub(crate) index: usize,
+    /// The row as pushed.
+    pub(crate) row: BlockRow,
+    /// `[start, end)` that its children and overhead rows tile.
+    pub(crate) extent: (u64, u64),
+}
+
+impl Placed {
+    /// A child row of `kind` covering `[address, address + size)`, with the container's heap,
+    /// segment, level + 1 and parent.
+    pub(crate) fn child(&self, kind: super::columns::BlockKind, address: u64, size: u64) -> BlockRow {
+        let mut r = BlockRow::top(kind, false);
+        r.heap = self.row.heap;
+        r.segment = self.row.segment;
+        r.address = address;
+        r.size = size;
+        r.parent = i32::try_from(self.index).unwrap_or(i32::MAX);
+        r.level = self.row.level.saturating_add(1);
+        r
+    }
+}
