@@ -37,7 +37,17 @@ from .heap import (
     write_segment_heap_stub,
 )
 from .heap_layouts import EPOCHS, HEAP_LAYOUTS, epoch_for_build, heap_layout
-from .pe import CAPTURES, CORRUPT_EXPORTS, CodeView, PeImage, build_image, load_image
+from .pe import (
+    CAPTURES,
+    CORRUPT_EXPORTS,
+    CodeView,
+    PeImage,
+    build_image,
+    load_image,
+    relocation_patches,
+)
+from .ntdll import KEYS as NTDLL_KEYS
+from .ntdll import add_ntdll_pdb_module, ntdll_facts
 from .symbols import (
     ALLOCATOR_FUNCTIONS,
     ALLOCATOR_MODULES,
@@ -61,9 +71,9 @@ from .structs import (
     PAGE_READWRITE,
 )
 
-# scenarios.py registers stack_scenarios.STACK_SCENARIOS at its end, and
-# stack_scenarios.py builds on scenarios.py: importing scenarios first keeps that
-# cycle working whichever module a caller imports.
+# scenarios.py registers stack_scenarios.STACK_SCENARIOS and
+# ntdll_scenarios.NTDLL_SCENARIOS at its end, and both build on scenarios.py: importing
+# scenarios first keeps that cycle working whichever module a caller imports.
 from . import scenarios  # noqa: E402,F401
 
 __all__ = [
@@ -77,5 +87,6 @@ __all__ = [
     "write_not_a_heap", "write_segment_heap_stub",
     "CAPTURES", "CORRUPT_EXPORTS", "CodeView", "PeImage", "build_image", "load_image",
     "ALLOCATOR_FUNCTIONS", "ALLOCATOR_MODULES", "TEXT_CONVENTIONS", "PdbFunctions", "Symbolizer",
-    "stack_report", "tiny_pdb",
+    "stack_report", "tiny_pdb", "relocation_patches",
+    "NTDLL_KEYS", "add_ntdll_pdb_module", "ntdll_facts",
 ]

@@ -262,7 +262,8 @@ class DumpBuilder:
                       eat_gaps: int = 0, sections: list[tuple[str, int, int, int]] | None = None,
                       image_bytes: bytes | None = None,
                       file_version: tuple[int, int, int, int] = (0, 0, 0, 0), timestamp: int = 0,
-                      checksum: int = 0, memory_list: str = "mem64") -> Module:
+                      checksum: int = 0, memory_list: str = "mem64",
+                      patches: list[tuple[int, bytes]] | None = None) -> Module:
         """A module whose PE image is mapped into the dump (headers at ``base``, each
         section at its RVA) with MEM_IMAGE regions per section.
 
@@ -274,7 +275,9 @@ class DumpBuilder:
         patched to match).  ``capture``: "full" (every page of the image),
         "headers_and_exports" (the header page and the pages holding the export
         directory, debug directory and CodeView record) or "none" (regions only).
-        ``corrupt_exports``: "bad_rva" | "huge_count" | "names_out_of_image" (pe.py)."""
+        ``corrupt_exports``: "bad_rva" | "huge_count" | "names_out_of_image" (pe.py).
+        ``patches``: (rva, bytes) written over the mapped image, after the CodeView record
+        is replaced (base relocation fixups, values a process wrote into its globals)."""
         if capture not in pefmt.CAPTURES:
             raise ValueError(f"capture must be one of {pefmt.CAPTURES}")
         name = path.replace("/", "\\").rsplit("\\", 1)[-1]
@@ -306,6 +309,10 @@ class DumpBuilder:
                                     sections=sections, image_base=base,
                                     dll=not name.lower().endswith(".exe"),
                                     corrupt_exports=corrupt_exports)
+        for rva, blob in patches or ():
+            if rva < 0 or rva + len(blob) > img.size_of_image:
+                raise ValueError(f"patch at RVA {rva:#x} runs past SizeOfImage")
+            img.patches.append((rva, bytes(blob)))
         if img.arch == "x64" and self.arch == "x86":
             raise ValueError("a 64-bit image in a 32-bit dump")
         cvr = img.codeview

@@ -118,6 +118,7 @@ IMAGE_DLLCHARACTERISTICS_NX_COMPAT = 0x0100
 # "Optional Header Data Directories (Image Only)": index of each 8-byte
 # IMAGE_DATA_DIRECTORY { VirtualAddress u32, Size u32 }.
 DIR_EXPORT = 0
+DIR_BASERELOC = 5
 DIR_DEBUG = 6
 
 # "Section Table (Section Headers)", 40 bytes:
@@ -144,6 +145,14 @@ SCN_DATA = IMAGE_SCN_CNT_INITIALIZED_DATA | IMAGE_SCN_MEM_READ | IMAGE_SCN_MEM_W
 # "Export Name Pointer Table": u32 name RVAs, sorted lexically (binary search).
 # "Export Ordinal Table": u16 per name, an (unbiased) index into the EAT.
 EXPORT_DIRECTORY_SIZE = 40
+
+# "The .reloc Section (Image Only)": blocks of {Page RVA u32, Block Size u32} followed by
+# u16 entries, type in the high 4 bits and offset in the page in the low 12.
+# "Base Relocation Types": ABSOLUTE (0) is padding, HIGHLOW (3) adds the low 32 bits of
+# the delta to a u32, DIR64 (10) adds the delta to a u64.
+IMAGE_REL_BASED_ABSOLUTE = 0
+IMAGE_REL_BASED_HIGHLOW = 3
+IMAGE_REL_BASED_DIR64 = 10
 
 # "The .debug Section" -> "Debug Directory (Image Only)", 28 bytes:
 #   +0 Characteristics  +4 TimeDateStamp  +8 MajorVersion u16  +10 MinorVersion u16
@@ -319,8 +328,9 @@ class PeImage:
     def rebase(self, base: int) -> None:
         """Loaded away from its preferred base: the mapped headers' ImageBase holds
         the actual base, as the loader leaves it (UNCONFIRMED for every Windows
-        version; no expected value depends on it).  Only for images that need no
-        relocation (no absolute addresses): the bytes are not fixed up otherwise."""
+        version; no expected value depends on it).  The bytes are not fixed up here:
+        for an image with base relocations pass relocation_patches(data, base) to
+        DumpBuilder.add_pe_module(patches=...)."""
         ptr = 4 if self.arch == "x86" else 8
         self.patches.append((self.image_base_offset, base.to_bytes(ptr, "little")))
         self.rebased_to = base
@@ -618,3 +628,41 @@ def replace_codeview(img: PeImage, cv: CodeView) -> None:
         raise ValueError("the new CodeView record must replace one of the same size")
     img.patches.append((img.codeview_rva, cv.record()))
     img.codeview = cv
+
+
+def relocation_patches(data: bytes, base: int) -> list[tuple[int, bytes]]:
+    """The (rva, bytes) fixups a loader writes when it maps the real PE file ``data`` at
+    ``base`` instead of its preferred ImageBase, from the file's base relocation
+    directory.  Empty at the preferred base or when the image has no relocations."""
+    img = load_image(data, "relocated")
+    delta = base - img.preferred_base
+    if delta == 0:
+        return []
+    (pe,) = struct.unpack_from("<I", data, E_LFANEW)
+    L = OPT_LAYOUT[img.arch]
+    d = pe + 4 + COFF_HEADER_SIZE + L.data_directories
+    rel_rva, rel_size = struct.unpack_from("<II", data, d + 8 * DIR_BASERELOC)
+    if not rel_rva:
+        return []
+    m = img.mapped(0, img.size_of_image)
+    out = []
+    pos, end = rel_rva, rel_rva + rel_size
+    while pos + 8 <= end:
+        page, block = struct.unpack_from("<II", m, pos)
+        if block < 8:
+            raise ValueError(f"bad base relocation block at RVA {pos:#x}")
+        for j in range((block - 8) // 2):
+            (ent,) = struct.unpack_from("<H", m, pos + 8 + 2 * j)
+            typ, at = ent >> 12, page + (ent & 0xFFF)
+            if typ == IMAGE_REL_BASED_ABSOLUTE:
+                continue
+            if typ == IMAGE_REL_BASED_HIGHLOW:
+                (v,) = struct.unpack_from("<I", m, at)
+                out.append((at, struct.pack("<I", (v + delta) & 0xFFFFFFFF)))
+            elif typ == IMAGE_REL_BASED_DIR64:
+                (v,) = struct.unpack_from("<Q", m, at)
+                out.append((at, struct.pack("<Q", (v + delta) & (1 << 64) - 1)))
+            else:
+                raise ValueError(f"base relocation type {typ} at RVA {at:#x} not supported")
+        pos += block
+    return out

@@ -815,3 +815,8 @@ SCENARIOS: dict[str, Scenario] = {
 from .stack_scenarios import STACK_SCENARIOS  # noqa: E402
 
 SCENARIOS.update(STACK_SCENARIOS)
+
+# The real ntdll.dll stand-in of tests/pdb with its heap keys set (ntdll_scenarios.py).
+from .ntdll_scenarios import NTDLL_SCENARIOS  # noqa: E402
+
+SCENARIOS.update(NTDLL_SCENARIOS)
