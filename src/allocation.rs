@@ -236,7 +236,15 @@ mod tests {
     use crate::heap::{walk_heap, HeapRef};
 
     fn heap_ref(address: u64, arch: Arch) -> HeapRef {
-        HeapRef { address, arch, wow64_32bit: false, index: 0, is_process_heap: true, ust: false }
+        HeapRef {
+            address,
+            arch,
+            wow64_32bit: false,
+            index: Some(0),
+            is_process_heap: true,
+            ust: false,
+            page_heap_owner: None,
+        }
     }
 
     fn report(arch: Arch) -> (HeapSpec, HeapReport) {

@@ -163,3 +163,26 @@ fn without_pdb_or_image_only_module_offsets_remain() {
     let fr = sym.symbolize(addr);
     assert_eq!((fr.text, fr.source), (format!("tiny+{:#x}", addr - n(&f["image_base"])), FrameSource::Module));
 }
+
+/// `ntdll!RtlpLFHKey` and `ntdll!RtlpHpHeapGlobals` through the ntdll stand-in's real PDB
+/// (`tests/pdb/ntdll_x64`, built by lld-link), mapped into the `ntdll_globals_x64` builder dump
+/// at a relocated base. The expected addresses and values are the builder's (linker-map RVAs).
+#[test]
+fn ntdll_globals_are_found_through_the_pdb() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let exp: Value =
+        serde_json::from_slice(&std::fs::read(root.join("fixtures/ntdll_globals_x64.json")).unwrap()).unwrap();
+    let dump = ntheap::Dump::open(root.join("fixtures/ntdll_globals_x64.dmp")).unwrap();
+    let keys = &exp["ntdll_pdb"]["keys"];
+    let store = dir().join("ntdll_x64");
+    let path = store.to_str().unwrap();
+    let lfh = ntheap::symbols::ntdll_global(&dump, path, ntheap::Arch::X64, "RtlpLFHKey").expect("found");
+    assert_eq!(lfh, n(&keys["RtlpLFHKey"]["address"]));
+    assert_eq!(dump.memory().read_u64(lfh).unwrap(), n(&keys["RtlpLFHKey"]["value"]));
+    let hp = ntheap::symbols::ntdll_global(&dump, path, ntheap::Arch::X64, "RtlpHpHeapGlobals").expect("found");
+    assert_eq!(hp, n(&keys["RtlpHpHeapGlobals.HeapKey"]["address"]));
+    // No 32-bit ntdll in this process; no PDB on an empty path; no such symbol.
+    assert_eq!(ntheap::symbols::ntdll_global(&dump, path, ntheap::Arch::X86, "RtlpLFHKey"), None);
+    assert_eq!(ntheap::symbols::ntdll_global(&dump, "", ntheap::Arch::X64, "RtlpLFHKey"), None);
+    assert_eq!(ntheap::symbols::ntdll_global(&dump, path, ntheap::Arch::X64, "RtlpNoSuchGlobal"), None);
+}

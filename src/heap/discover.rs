@@ -43,8 +43,10 @@ use super::corruption::{Corruption, CorruptionKind};
 pub enum HeapKind {
     /// An NT (`ntdll` back end) heap: `SegmentSignature` 0xFFEEFFEE.
     Nt,
-    /// A segment heap: signature 0xDDEEDDEE. Listed, not walked.
+    /// A segment heap: signature 0xDDEEDDEE.
     Segment,
+    /// A page heap (gflags `+hpa`): the handle is a fake `_HEAP` page (§11.4).
+    Page,
     /// Neither, or not captured.
     Unknown,
 }
@@ -55,6 +57,7 @@ impl HeapKind {
         match self {
             HeapKind::Nt => "nt",
             HeapKind::Segment => "segment",
+            HeapKind::Page => "page",
             HeapKind::Unknown => "unknown",
         }
     }
@@ -69,12 +72,15 @@ pub struct HeapRef {
     pub arch: Arch,
     /// Listed by the 32-bit PEB of a WOW64 process.
     pub wow64_32bit: bool,
-    /// Position in its PEB's `ProcessHeaps` array.
-    pub index: usize,
+    /// Position in its PEB's `ProcessHeaps` array; `None` for a heap found through a page heap
+    /// (its `NormalHeap`, or another root on `NextHeap`) that the PEB does not list.
+    pub index: Option<usize>,
     /// Equal to its PEB's `ProcessHeap`.
     pub is_process_heap: bool,
     /// Its PEB has `FLG_USER_STACK_TRACE_DB` (`+ust`) in `NtGlobalFlag`.
     pub ust: bool,
+    /// For the `NormalHeap` of a page heap: that page heap's handle.
+    pub page_heap_owner: Option<u64>,
 }
 
 /// The heaps of a dump and the problems met finding them.
@@ -160,9 +166,10 @@ fn add_peb(d: &mut Discovery, peb: &Peb, wow64_32bit: bool) {
             address,
             arch: peb.arch,
             wow64_32bit,
-            index,
+            index: Some(index),
             is_process_heap: address == peb.process_heap,
             ust: peb.has_ust(),
+            page_heap_owner: None,
         });
     }
 }
@@ -177,6 +184,7 @@ pub fn classify(mem: &AddressSpace, address: u64, arch: Arch) -> Option<(HeapKin
     let kind = match sig {
         HEAP_SEGMENT_SIGNATURE => HeapKind::Nt,
         SEGMENT_HEAP_SIGNATURE => HeapKind::Segment,
+        _ if super::page_heap::looks_like_page_heap(mem, address, arch) => HeapKind::Page,
         _ => HeapKind::Unknown,
     };
     Some((kind, sig))
@@ -295,6 +303,44 @@ pub fn choose_layout(
         .min_by_key(|r| distance(r, build))
         .map(|row| LayoutChoice { row, chosen_by: ChosenBy::Validation { candidates } })
         .ok_or_else(|| why.join("; "))
+}
+
+/// The heaps of `heaps` with, after each page heap, its `NormalHeap` and the page heaps on its
+/// `NextHeap` list that no PEB lists (§11.4); a listed `NormalHeap` is marked as such in place.
+pub(crate) fn with_page_heaps(mem: &AddressSpace, heaps: &[HeapRef], budget: &super::list::NodeBudget) -> Vec<HeapRef> {
+    use super::page_heap::{normal_heap, other_roots, root_of};
+    let mut out: Vec<HeapRef> = heaps.to_vec();
+    let mut i = 0;
+    while i < out.len() {
+        let h = out[i];
+        i += 1;
+        if !matches!(classify(mem, h.address, h.arch), Some((HeapKind::Page, _))) {
+            continue;
+        }
+        let Ok(root) = root_of(mem, h.address, h.arch) else { continue };
+        let mut extra = Vec::new();
+        if let Some(n) = normal_heap(mem, root, h.arch) {
+            match out.iter_mut().find(|o| o.address == n && o.arch == h.arch) {
+                Some(o) => o.page_heap_owner = Some(h.address),
+                None => extra.push(HeapRef {
+                    address: n,
+                    index: None,
+                    is_process_heap: false,
+                    page_heap_owner: Some(h.address),
+                    ..h
+                }),
+            }
+        }
+        for other in other_roots(mem, root, h.arch, budget) {
+            if !out.iter().chain(&extra).any(|o| o.address == other && o.arch == h.arch) {
+                extra.push(HeapRef { address: other, index: None, is_process_heap: false, page_heap_owner: None, ..h });
+            }
+        }
+        let n = extra.len();
+        out.splice(i..i, extra);
+        i += n;
+    }
+    out
 }
 
 #[cfg(test)]

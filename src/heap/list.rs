@@ -35,7 +35,7 @@ impl NodeBudget {
         NodeBudget(Cell::new(nodes))
     }
 
-    fn take(&self) -> bool {
+    pub(crate) fn take(&self) -> bool {
         let left = self.0.get();
         if left == 0 {
             return false;

@@ -27,6 +27,7 @@ pub mod entry;
 pub mod lfh;
 mod list;
 mod nt;
+pub mod page_heap;
 mod rows;
 pub mod segment;
 pub mod summary;
@@ -108,8 +109,8 @@ pub struct HeapInfo {
     pub arch: Arch,
     /// Listed by the 32-bit PEB of a WOW64 process.
     pub wow64_32bit: bool,
-    /// Position in its PEB's `ProcessHeaps`.
-    pub index: usize,
+    /// Position in its PEB's `ProcessHeaps` (`None` when found through a page heap).
+    pub index: Option<usize>,
     /// It is its PEB's `ProcessHeap`.
     pub is_process_heap: bool,
     /// Whether and how far it was walked.
@@ -144,6 +145,10 @@ pub struct HeapInfo {
     pub virtual_blocks: Vec<VirtualBlockInfo>,
     /// The LFH front end, when `FrontEndHeapType` is 2.
     pub lfh: Option<lfh::LfhInfo>,
+    /// For a page heap: what its root says.
+    pub page_heap: Option<page_heap::PageHeapInfo>,
+    /// For the `NormalHeap` of a page heap: that page heap's handle.
+    pub page_heap_owner: Option<u64>,
     /// This heap's rows in [`HeapReport::blocks`].
     pub blocks: Range<usize>,
     /// Corruption records for this heap, including any beyond the stored cap.
@@ -177,6 +182,8 @@ impl HeapInfo {
             segments: Vec::new(),
             virtual_blocks: Vec::new(),
             lfh: None,
+            page_heap: None,
+            page_heap_owner: r.page_heap_owner,
             blocks: 0..0,
             corruption_count: 0,
             summary: HeapSummary::default(),
@@ -231,6 +238,8 @@ pub(crate) struct HeapCtx<'a> {
     pub(crate) decoder: EntryDecoder,
     pub(crate) ust: bool,
     pub(crate) budget: &'a NodeBudget,
+    /// The heap is a page heap's `NormalHeap`: busy blocks may carry light-page-heap data.
+    pub(crate) dph_normal: bool,
 }
 
 /// What the heap walks of one report share, so that hostile heap lists cannot multiply the work:
@@ -278,6 +287,7 @@ pub fn walk_with(dump: &Dump, options: &WalkOptions) -> Result<HeapReport> {
     let mem = dump.memory();
     let mut report = HeapReport { corruption: d.problems, ..HeapReport::default() };
     let mut state = WalkState::new(mem);
+    let listed = discover::with_page_heaps(mem, &d.heaps, &state.budget);
     let symbol_key = |arch: Arch| {
         options
             .symbol_path
@@ -286,7 +296,7 @@ pub fn walk_with(dump: &Dump, options: &WalkOptions) -> Result<HeapReport> {
             .and_then(|addr| mem.read_u32(addr).ok())
     };
     for wow in [false, true] {
-        let heaps: Vec<&HeapRef> = d.heaps.iter().filter(|h| h.wow64_32bit == wow).collect();
+        let heaps: Vec<&HeapRef> = listed.iter().filter(|h| h.wow64_32bit == wow).collect();
         let Some(first) = heaps.first() else { continue };
         let arch = first.arch;
         let candidates: Vec<lfh::KeyCandidate> =
@@ -351,6 +361,23 @@ fn walk_into(
             info.status = HeapStatus::NotWalked;
             match kind {
                 HeapKind::Segment => {}
+                HeapKind::Page => match page_heap::root_of(mem, r.address, r.arch) {
+                    Err(why) => {
+                        rec.record(r.address, CorruptionKind::NotCaptured, format!("page heap not walked: {why}"));
+                    }
+                    Ok(root) => {
+                        info.status = HeapStatus::Walked;
+                        let mut sink = RowSink::new(blocks);
+                        let p = page_heap::walk(mem, r.address, root, r.arch, &state.budget, &mut sink, &mut rec);
+                        info.flags = mem
+                            .read_u32(
+                                r.address
+                                    .wrapping_add(u64::from(crate::layouts::page_heap::layout(r.arch).fake_heap_flags)),
+                            )
+                            .unwrap_or(0);
+                        info.page_heap = Some(p);
+                    }
+                },
                 HeapKind::Unknown => {
                     rec.record(r.address, CorruptionKind::BadSignature, format!("unknown heap signature {sig:#x}"));
                 }

@@ -101,6 +101,7 @@ pub(crate) fn walk_nt(
         decoder: EntryDecoder::new(&l.entry, key_bytes),
         ust: r.ust,
         budget,
+        dph_normal: r.page_heap_owner.is_some(),
     };
     info.lock_contention = summary::lock_contention(&ctx);
 

@@ -81,9 +81,9 @@ pub(crate) struct Placed {
 
 impl Placed {
     /// A child row of `kind` covering `[address, address + size)`, with the container's heap,
-    /// segment, level + 1 and parent.
+    /// segment, busy state (the caller sets a block's own), level + 1 and parent.
     pub(crate) fn child(&self, kind: super::columns::BlockKind, address: u64, size: u64) -> BlockRow {
-        let mut r = BlockRow::top(kind, false);
+        let mut r = BlockRow::top(kind, self.row.busy);
         r.heap = self.row.heap;
         r.segment = self.row.segment;
         r.address = address;

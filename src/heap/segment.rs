@@ -49,6 +49,7 @@ use super::corruption::{CorruptionKind, Recorder};
 use super::entry::{plain_user_span, ust_user_span, DecodedEntry, UserSpan, UNUSED_BYTES_OVERFLOW};
 use super::lfh::{LfhPlan, Special};
 use super::list::walk_list;
+use super::page_heap;
 use super::rows::{Placed, RowSink};
 use super::HeapCtx;
 use crate::layouts::nt_heap::{entry_flags, HEAP_SEGMENT_SIGNATURE, PAGE_SIZE};
@@ -572,12 +573,24 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
             row.size = size_bytes;
             row.flags = d.flags;
             row.corruption = corrupt;
+            if self.ctx.dph_normal && kind == BlockKind::Backend && busy {
+                self.light_page_heap(&mut row);
+            }
             let index = sink.push(row);
-            if kind == BlockKind::LfhContainer {
+            if row.block_kind().is_container() {
                 self.container(special, &Placed { index, row, extent: (p, block_end) }, sink, rec);
             }
             prev_size = Some(d.size);
             p = block_end;
+        }
+    }
+
+    /// In a page heap's `NormalHeap`: a busy block whose user data starts with a
+    /// `_DPH_BLOCK_INFORMATION` stamp is a `dph_normal` container.
+    #[cold]
+    fn light_page_heap(&self, row: &mut BlockRow) {
+        if row.user_address != 0 && page_heap::is_normal_block(self.ctx.mem, self.ctx.arch, row.user_address) {
+            row.set_kind(BlockKind::DphNormal);
         }
     }
 
@@ -592,10 +605,14 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
         rec: &mut Recorder<'_>,
     ) {
         let mem = self.ctx.mem;
-        let why = match (special, self.lfh.as_deref_mut()) {
-            (Some(Special::Container(i)), Some(lfh)) => lfh.emit_children(mem, i, at, sink, rec),
-            (_, Some(lfh)) => Some(lfh.orphan_reason()),
-            (_, None) => Some(NotDecoded::Orphan),
+        let why = if at.row.kind == BlockKind::DphNormal.code() {
+            page_heap::emit_normal_children(mem, self.ctx.arch, at.row.user_address, at, sink, rec)
+        } else {
+            match (special, self.lfh.as_deref_mut()) {
+                (Some(Special::Container(i)), Some(lfh)) => lfh.emit_children(mem, i, at, sink, rec),
+                (_, Some(lfh)) => Some(lfh.orphan_reason()),
+                (_, None) => Some(NotDecoded::Orphan),
+            }
         };
         if let Some(why) = why {
             sink.update(at.index, |r| r.not_decoded = why.code());

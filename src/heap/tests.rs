@@ -12,9 +12,10 @@ fn heap_ref(spec: &HeapSpec) -> HeapRef {
         address: spec.heap(),
         arch: spec.arch,
         wow64_32bit: false,
-        index: 0,
+        index: Some(0),
         is_process_heap: true,
         ust: spec.ust,
+        page_heap_owner: None,
     }
 }
 

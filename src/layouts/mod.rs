@@ -14,6 +14,7 @@
 
 pub mod lfh;
 pub mod nt_heap;
+pub mod page_heap;
 pub mod peb;
 
 use crate::error::{Error, Result};

@@ -99,7 +99,7 @@ impl Heap {
 
     /// Position in its PEB's ProcessHeaps array.
     #[getter]
-    fn index(&self) -> usize {
+    fn index(&self) -> Option<usize> {
         self.info().index
     }
 

@@ -54,12 +54,12 @@ impl TraceEntryLayout {
     }
 }
 
-/// Which field the frame count came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which field holds (or held) the frame count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CountField {
     /// `Index`, as \[HST\] and \[DHU\] read `+ust` traces.
     Index,
-    /// `Depth`, because `Index` was out of range.
+    /// `Depth`, as they read page-heap traces.
     Depth,
 }
 
@@ -97,11 +97,18 @@ fn valid(count: u16) -> bool {
     (1..=MAX_FRAMES).contains(&count)
 }
 
-/// Read the entry at `entry` (of `arch`'s layout) into `frames` (cleared first). Reads only the
-/// count fields and `count` pointers, never the whole structure: database entries are allocated
-/// with room for their own frames only, so the tail of a short entry may lie past the end of its
+/// Read the entry at `entry` (of `arch`'s layout) into `frames` (cleared first), taking the frame
+/// count from `prefer` when it is in range, else from the other field. Reads only the count
+/// fields and `count` pointers, never the whole structure: database entries are allocated with
+/// room for their own frames only, so the tail of a short entry may lie past the end of its
 /// captured range.
-pub fn read_entry(mem: &AddressSpace, arch: Arch, entry: u64, frames: &mut Vec<u64>) -> Result<EntryRead, EntryError> {
+pub fn read_entry(
+    mem: &AddressSpace,
+    arch: Arch,
+    entry: u64,
+    prefer: CountField,
+    frames: &mut Vec<u64>,
+) -> Result<EntryRead, EntryError> {
     frames.clear();
     let l = TraceEntryLayout::of(arch);
     let at = |o: u64| entry.checked_add(o);
@@ -109,10 +116,14 @@ pub fn read_entry(mem: &AddressSpace, arch: Arch, entry: u64, frames: &mut Vec<u
     let counts = mem.read_array::<4>(counts_at).map_err(|_| EntryError::NotCaptured { address: counts_at })?;
     let index = u16::from_le_bytes([counts[0], counts[1]]);
     let depth = u16::from_le_bytes([counts[2], counts[3]]);
-    let (count, field) = if valid(index) {
-        (index, CountField::Index)
-    } else if valid(depth) {
-        (depth, CountField::Depth)
+    let (first, second) = match prefer {
+        CountField::Index => ((index, CountField::Index), (depth, CountField::Depth)),
+        CountField::Depth => ((depth, CountField::Depth), (index, CountField::Index)),
+    };
+    let (count, field) = if valid(first.0) {
+        first
+    } else if valid(second.0) {
+        second
     } else {
         return Err(EntryError::BadCount { index, depth });
     };

@@ -24,7 +24,7 @@ pub mod entry;
 use std::collections::HashMap;
 
 use crate::dump::Dump;
-use crate::heap::HeapReport;
+use crate::heap::{BlockKind, HeapReport};
 use crate::memory::AddressSpace;
 use crate::symbols::Symbolizer;
 use crate::target::Arch;
@@ -54,15 +54,19 @@ pub enum StackProblemKind {
     DepthFallback = 3,
     /// The table reached `u32::MAX` frames; later new stacks are not stored.
     TableFull = 4,
+    /// A page-heap trace whose `Depth` was out of range and `Index` in range: read with `Index`
+    /// frames. The stack is kept; this row only flags it.
+    IndexFallback = 5,
 }
 
 impl StackProblemKind {
     /// Every kind, by code − 1.
-    pub const ALL: [StackProblemKind; 4] = [
+    pub const ALL: [StackProblemKind; 5] = [
         StackProblemKind::NotCaptured,
         StackProblemKind::BadFrameCount,
         StackProblemKind::DepthFallback,
         StackProblemKind::TableFull,
+        StackProblemKind::IndexFallback,
     ];
 
     /// The stable non-zero code.
@@ -77,6 +81,7 @@ impl StackProblemKind {
             StackProblemKind::BadFrameCount => "bad_frame_count",
             StackProblemKind::DepthFallback => "depth_fallback",
             StackProblemKind::TableFull => "table_full",
+            StackProblemKind::IndexFallback => "index_fallback",
         }
     }
 }
@@ -168,7 +173,7 @@ impl StackTable {
     pub fn collect(mem: &AddressSpace, report: &HeapReport) -> StackTable {
         let cols = &report.blocks;
         let mut t = StackTable { block_stack_id: vec![-1; cols.len()], offsets: vec![0], ..StackTable::default() };
-        let mut seen: HashMap<(u64, Arch), Seen> = HashMap::new();
+        let mut seen: HashMap<(u64, Arch, CountField), Seen> = HashMap::new();
         let mut by_frames: HashMap<Box<[u64]>, i32> = HashMap::new();
         let mut buf = Vec::with_capacity(usize::from(MAX_FRAMES));
         for h in &report.heaps {
@@ -178,7 +183,12 @@ impl StackTable {
                 if te == 0 {
                     continue;
                 }
-                let s = match seen.get(&(te, h.arch)) {
+                // Page-heap traces count their frames in `Depth`, +ust traces in `Index` (§11.1).
+                let prefer = match BlockKind::from_code(cols.kind[row]) {
+                    Some(BlockKind::DphBlock | BlockKind::DphNormalBlock) => CountField::Depth,
+                    _ => CountField::Index,
+                };
+                let s = match seen.get(&(te, h.arch, prefer)) {
                     Some(s) => {
                         if let Some(p) = s.problem {
                             let p = &mut t.problems[p as usize];
@@ -187,8 +197,9 @@ impl StackTable {
                         *s
                     }
                     None => {
-                        let s = t.read_new(mem, h.arch, te, h.address, cols.address[row], &mut buf, &mut by_frames);
-                        seen.insert((te, h.arch), s);
+                        let at = (h.address, cols.address[row]);
+                        let s = t.read_new(mem, h.arch, te, prefer, at, &mut buf, &mut by_frames);
+                        seen.insert((te, h.arch, prefer), s);
                         s
                     }
                 };
@@ -205,8 +216,8 @@ impl StackTable {
         mem: &AddressSpace,
         arch: Arch,
         te: u64,
-        heap: u64,
-        block: u64,
+        prefer: CountField,
+        (heap, block): (u64, u64),
         buf: &mut Vec<u64>,
         by_frames: &mut HashMap<Box<[u64]>, i32>,
     ) -> Seen {
@@ -219,7 +230,7 @@ impl StackTable {
             stack_id,
             detail,
         };
-        let (found, note) = match read_entry(mem, arch, te, buf) {
+        let (found, note) = match read_entry(mem, arch, te, prefer, buf) {
             Err(EntryError::NotCaptured { address }) => {
                 let d = format!("{arch} _RTL_STACK_TRACE_ENTRY {te:#x}: bytes at {address:#x} are not in the dump");
                 return self.push_problem(problem(StackProblemKind::NotCaptured, -1, d));
@@ -230,7 +241,7 @@ impl StackTable {
                 );
                 return self.push_problem(problem(StackProblemKind::BadFrameCount, -1, d));
             }
-            Ok(r) => (r, (r.field == CountField::Depth).then_some(r)),
+            Ok(r) => (r, (r.field != prefer).then_some(r)),
         };
         let stack_id = match by_frames.get(buf.as_slice()) {
             Some(&id) => id,
@@ -251,12 +262,19 @@ impl StackTable {
         };
         match note {
             None => Seen { stack_id, problem: None },
-            Some(r) => {
+            Some(r) if r.field == CountField::Depth => {
                 let d = format!(
                     "{arch} _RTL_STACK_TRACE_ENTRY {te:#x}: Index {:#x} is outside 1..={MAX_FRAMES}; used Depth {:#x}",
                     r.index, r.depth
                 );
                 self.push_problem(problem(StackProblemKind::DepthFallback, stack_id, d))
+            }
+            Some(r) => {
+                let d = format!(
+                    "{arch} page-heap _RTL_STACK_TRACE_ENTRY {te:#x}: Depth {:#x} is outside 1..={MAX_FRAMES}; used Index {:#x}",
+                    r.depth, r.index
+                );
+                self.push_problem(problem(StackProblemKind::IndexFallback, stack_id, d))
             }
         }
     }

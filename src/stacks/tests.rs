@@ -59,9 +59,10 @@ fn collect(spec: &HeapSpec, s: &Space) -> (HeapReport, StackTable) {
         address: spec.heap(),
         arch: spec.arch,
         wow64_32bit: false,
-        index: 0,
+        index: Some(0),
         is_process_heap: true,
         ust: true,
+        page_heap_owner: None,
     };
     let report = walk_heap(&mem, &r, spec.epoch.build());
     let t = StackTable::collect(&mem, &report);
@@ -200,9 +201,10 @@ fn no_ust_means_no_stacks() {
         address: spec.heap(),
         arch: Arch::X64,
         wow64_32bit: false,
-        index: 0,
+        index: Some(0),
         is_process_heap: true,
         ust: false,
+        page_heap_owner: None,
     };
     let report = walk_heap(&mem, &r, 7601);
     let t = StackTable::collect(&mem, &report);
