@@ -815,3 +815,8 @@ SCENARIOS: dict[str, Scenario] = {
 from .stack_scenarios import STACK_SCENARIOS  # noqa: E402
 
 SCENARIOS.update(STACK_SCENARIOS)
+
+# Page heap (+hpa) scenarios live in pageheap_scenarios.py (page heap writer: pageheap.py).
+from .pageheap_scenarios import PAGEHEAP_SCENARIOS  # noqa: E402
+
+SCENARIOS.update(PAGEHEAP_SCENARIOS)
