@@ -359,7 +359,9 @@ def pageheap_not_captured_x64() -> tuple[DumpBuilder, dict]:
     b, p, M = _process(arch, build, heaps=[pa, pb], nt_global_flag=FLG_HEAP_PAGE_ALLOCS,
                        pid=0x3A40, timestamp=1_700_900_000)
     db = StackTraceDatabase(b, plan["db"], arch)
-    v = Verifier(b, M.verifier, arch=arch, stack_db=db, data_rva=plan["verifier_data_rva"])
+    # Few traces here: start the database indexes at 5 so some lie above Depth, some below.
+    v = Verifier(b, M.verifier, arch=arch, stack_db=db, data_rva=plan["verifier_data_rva"],
+                 first_index=5)
     nha = _normal_heap(b, arch, build, na, ust=False, db=db, seed=0x3A41,
                        flags=PROCESS_HEAP_FLAGS, index=0, fill_tag=0xB7)
     pha = v.create_heap(pa, normal_heap=nha, heap_flags=PROCESS_HEAP_FLAGS,
