@@ -268,8 +268,13 @@ CONVENTIONS = {
     "held_freed_normal": "a normal block the program freed but the verifier holds: still a busy "
                          "back-end block; stamps 0xABCDAAA9/0xDCBAAAA9, user bytes F0, "
                          "StackTrace = the free stack, FreeQueue linked into one circular "
-                         "delayed-free LIST_ENTRY (in free order, all page heaps) whose head lies "
-                         "in verifier.dll's data page next to the page-heap list head",
+                         "delayed-free LIST_ENTRY (in free order, all page heaps; the links "
+                         "overwrite TraceIndex) whose head lies in verifier.dll's data page next "
+                         "to the page-heap list head (2003 heappage.c's delayed free queue)",
+    "unstamped_normal_block": "a busy NormalHeap block whose user data does not start with a "
+                              "stamp (one per standard scenario, e.g. memory the verifier "
+                              "allocates for itself) stays a plain backend row (is_allocation "
+                              "true)",
     "normal_rows": "docs/block-model.md: a stamped busy block is a dph_normal container "
                    "(is_allocation false; user_address/user_size/unused_bytes keep the back-end "
                    "values) followed by overhead [block, U), dph_normal_block [U, U + "
@@ -281,9 +286,22 @@ CONVENTIONS = {
                 "is_allocation, not_decoded (null); page-heap rows: segment 0",
     "traces": "page-heap traces (node, block information, CreateStackTrace) are "
               "_RTL_STACK_TRACE_ENTRYs whose Depth is the frame count and whose Index is a "
-              "small database index different from Depth (doc 11.1 quirk: readers must use "
-              "Depth for page heap); identical stacks share one entry; +ust headers in a "
-              "NormalHeap point at ordinary +ust entries (Index = Depth)",
+              "database index: counting from 1 (from 5 in pageheap_not_captured_x64) in order "
+              "of first use, skipping the value equal to Depth, so it lies below Depth for some "
+              "entries and above for others (doc 11.1 quirk: readers must use Depth for page "
+              "heap); identical stacks share one entry (TraceCount = users)",
+    "ust_in_normal_heap": "with +ust the NormalHeap's blocks have the doc 11.3 header; its "
+                          "trace pointer is an ordinary +ust entry (Index = Depth = frame count) "
+                          "holding the back-end allocation's stack (ntdll / verifier frames), "
+                          "reported as the dph_normal container's stack_trace_entry; the "
+                          "dph_normal_block child reports the block information's StackTrace",
+    "process_heaps": "under +hpa the process heap itself is a page heap (ProcessHeaps[0] and "
+                     "PEB.ProcessHeap are a page-heap handle). Whether a NormalHeap is in "
+                     "ProcessHeaps is UNCONFIRMED (doc 11.4, 13): pageheap_two_heaps_x64 lists "
+                     "one (before its page heap, where RtlCreateHeap would add it while the page "
+                     "heap is being created) and not the other; the other scenarios list none. A "
+                     "listed NormalHeap has ProcessHeapsListIndex = its index + 1, an unlisted "
+                     "one 0",
     "stack_trace_entry_of_freed": "a freed full-page node's StackTrace and a held-freed normal "
                                   "block's StackTrace are the free stacks (2003 heappage.c "
                                   "replaces them on free)",
