@@ -216,6 +216,7 @@ class TraceEntry:
     frames: tuple[int, ...]
     refs: int
     captured: bool = True
+    index: int | None = None   # u16 written to Index; None: the frame count (doc 14)
 
 
 class StackTraceDatabase:
@@ -225,7 +226,8 @@ class StackTraceDatabase:
     way the trace database allocates them; identical stacks share one entry
     unless add(new_entry=True) asks for a separate one (two entries, same
     frames).  Index and Depth both hold the frame count (doc 11.1 quirk / doc
-    14); TraceCount (low 11 bits of the u16 bitfield) is the number of blocks
+    14), unless add(index=...) gives Index another value (page-heap traces, whose
+    readers count with Depth); TraceCount (low 11 bits of the u16 bitfield) is the number of blocks
     that point at the entry; HashChain is 0.  No _STACK_TRACE_DATABASE header is
     written (doc 11.2: not needed, no signature).
 
@@ -257,9 +259,12 @@ class StackTraceDatabase:
         return _align(self.lay.back_trace + depth * self.ptr, 16)
 
     def add(self, frames: Sequence[int], *, new_entry: bool = False, captured: bool = True,
-            refs: int = 1) -> int:
+            refs: int = 1, index: int | None = None) -> int:
         """Address of the entry for ``frames`` (return addresses, innermost first).
-        ``refs`` blocks are counted as pointing at it (0 reserves the entry)."""
+        ``refs`` blocks are counted as pointing at it (0 reserves the entry).
+        ``index``: the u16 to write into Index instead of the frame count (page-heap
+        traces, doc 11.1: their readers take the count from Depth); entries are only
+        shared between calls giving the same frames and the same index."""
         if self.finished:
             raise RuntimeError("stack trace database already written")
         key = tuple(int(f) for f in frames)
@@ -268,8 +273,11 @@ class StackTraceDatabase:
         limit = 1 << (8 * self.ptr)
         if any(not 0 <= f < limit for f in key):
             raise ValueError("frame address does not fit the pointer size")
+        if index is not None and not 0 <= index <= 0xFFFF:
+            raise ValueError("Index is a u16")
         shared = not new_entry and captured
-        hit = self._by_frames.get(key) if shared else None
+        share_key = key if index is None else (key, index)
+        hit = self._by_frames.get(share_key) if shared else None
         if hit is not None:
             hit.refs += refs
             return hit.address
@@ -279,11 +287,11 @@ class StackTraceDatabase:
         else:
             at = self._next_lost
             self._next_lost = at + self._entry_size(len(key))
-        e = TraceEntry(at, key, refs, captured)
+        e = TraceEntry(at, key, refs, captured, index)
         self._entries.append(e)
         self._by_address[at] = e
         if shared:
-            self._by_frames[key] = e
+            self._by_frames[share_key] = e
         return at
 
     def entry(self, address: int) -> TraceEntry:
@@ -318,7 +326,7 @@ class StackTraceDatabase:
         struct.pack_into(pf, buf, off + L.hash_chain, 0)
         struct.pack_into("<H", buf, off + L.trace_count, min(e.refs, 0x7FF))  # BlockDepth 0
         struct.pack_into("<H", buf, off + L.index_high, 0)
-        struct.pack_into("<H", buf, off + L.index, depth)
+        struct.pack_into("<H", buf, off + L.index, depth if e.index is None else e.index)
         struct.pack_into("<H", buf, off + L.depth, depth)
         for i, f in enumerate(e.frames):
             struct.pack_into(pf, buf, off + L.back_trace + i * self.ptr, f)
@@ -354,6 +362,8 @@ class StackTraceDatabase:
                    "trace_count": min(e.refs, 0x7FF), "frames": list(e.frames)}
             if not e.captured:
                 rec["captured"] = False
+            if e.index is not None:
+                rec["index"] = e.index
             entries.append(rec)
         out = {
             "address": self.address,
@@ -389,6 +399,7 @@ class Block:
     ust: bool = False
     tag: int = 0
     bad_checksum: bool = False
+    data: bytes | None = None  # user bytes to write instead of pattern() (exactly `request` bytes)
 
     @property
     def nbytes(self) -> int:
@@ -568,17 +579,23 @@ class Segment:
         return self.heap.busy_size(request)
 
     def busy(self, request: int, stack: Sequence[int] | None = None, *,
-             kind: str = "backend", trace: int | None = None) -> Block:
+             kind: str = "backend", trace: int | None = None,
+             data: bytes | None = None) -> Block:
         """A busy block of ``request`` user bytes (optionally with a +ust stack;
-        ``trace``: point at this existing trace entry, see StackTraceDatabase.add)."""
+        ``trace``: point at this existing trace entry, see StackTraceDatabase.add;
+        ``data``: the user bytes, exactly ``request`` of them, instead of the pattern;
+        Block.data may be replaced until the heap is finished)."""
         if request < 0:
             raise ValueError("negative request")
+        if data is not None and len(data) != request:
+            raise ValueError("data must hold exactly the requested number of bytes")
         size, unused = self.heap.busy_size(request)
         frames, trace = self.heap._trace_for(stack, trace)
         self._make_room(size * self.g)
         blk = Block(self.cursor, size, self.g, True, kind, self.index, flags=HEAP_ENTRY_BUSY,
                     unused=unused, previous_size=self.prev, request=request, frames=frames,
-                    trace=trace, ust=self.heap.ust, tag=self.heap.fill_tag)
+                    trace=trace, ust=self.heap.ust, tag=self.heap.fill_tag,
+                    data=None if data is None else bytes(data))
         self._append(blk)
         return blk
 
@@ -910,7 +927,11 @@ class NtHeap:
                 c.pack(blk.address + e.ust_extra, "<H", blk.unused)
             user, size = self._user(blk)
             if blk.kind == "backend" and size:
-                c.write(user, pattern(user, size, blk.tag))
+                if blk.data is not None:
+                    assert len(blk.data) == size, f"block {blk.address:#x}: data is not {size:#x} bytes"
+                    c.write(user, blk.data)
+                else:
+                    c.write(user, pattern(user, size, blk.tag))
 
     def _list(self, c: _Canvas, head: int, nodes: Sequence[int]) -> None:
         """Circular LIST_ENTRY through ``nodes`` (addresses of LIST_ENTRYs)."""

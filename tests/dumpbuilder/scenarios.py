@@ -820,3 +820,8 @@ SCENARIOS.update(STACK_SCENARIOS)
 from .ntdll_scenarios import NTDLL_SCENARIOS  # noqa: E402
 
 SCENARIOS.update(NTDLL_SCENARIOS)
+
+# Page heap (+hpa) scenarios live in pageheap_scenarios.py (page heap writer: pageheap.py).
+from .pageheap_scenarios import PAGEHEAP_SCENARIOS  # noqa: E402
+
+SCENARIOS.update(PAGEHEAP_SCENARIOS)
