@@ -363,23 +363,51 @@ CONVENTIONS = {
             "overhead [row, UB + First) (what 'header'); per block an lfh_block [blk, blk + "
             "BlockSize*gran); for guard-page subsegments an overhead 'gap' [blk + "
             "BlockSize*16, blk + Stride) after every block; overhead 'slack' [UB + First + "
-            "n*Stride, row end) when not empty.  Overhead rows: busy true, flags 0, "
+            "n*Stride, row end) when not empty.  Overhead rows: busy false (not an "
+            "allocation; docs/block-model.md gives containers alone the 'enclosing block is "
+            "busy' rule), flags 0, "
             "unused_bytes 0, no user data.  lfh_block rows: flags 0; busy: user_address blk + "
             "8/0x10 (+ust 0x18/0x30), user_size, unused_bytes = size - user_size; free: "
             "user_address 0, user_size 0, unused_bytes = the raw byte (0x80); unused_raw = the "
             "raw UnusedBytes byte; overflow true for the 0xBF form",
-    "not_decoded": "win80 containers: unsupported_build; a container whose EncodedOffsets and "
-                   "block codes use another key: corrupt (and a heap corruption record of kind "
-                   "lfh_bad_encoding); a container whose UserBlocks pages are left out of the "
-                   "dump (region kept MEM_COMMIT): not_captured (no heap corruption record; the "
-                   "back-end walk is not affected).  Such a container has no children and its "
-                   "blocks count nowhere (busy_user_bytes_all, size_classes)",
+    "not_decoded": "win80 containers: unsupported_build (no corruption record); a container "
+                   "whose EncodedOffsets and block codes use another key: corrupt, with a heap "
+                   "corruption record of kind lfh_bad_encoding; a container whose UserBlocks "
+                   "pages are left out of the dump (region kept MEM_COMMIT): not_captured, with "
+                   "a heap corruption record of kind not_captured (as for a missing segment "
+                   "page; size = the missing bytes); the back-end walk is not affected.  Both "
+                   "records: address = UserBlocks, container = the row address, subsegment, "
+                   "user_blocks, segment.  A container that is not decoded has no children and "
+                   "its blocks count nowhere (busy_user_bytes_all, size_classes)",
     "subsegments": "lfh.subsegments[] in zone order then slot order, retired ones included; "
                    "block_size = BlockSize * granularity; first/stride/busy_count are the "
                    "builder's truth (for a not_decoded container a reader cannot confirm them); "
                    "free_count_field = the free count in AggregateExchg",
     "size_classes": "per block size in bytes over the decoded, non-retired subsegments: "
                     "subsegments, blocks, busy, busy_user_bytes",
+    "relies_on": [
+        "doc 1.2 / 4.2: Win10 1507-1803 x86 FrontEndHeap 0xd4 / FrontEndHeapType 0xda are "
+        "INFERRED (lfh_win10_1607_x86)",
+        "doc 1.1: Win8.0 x64 _HEAP assumed equal to 8.1, UNCONFIRMED (lfh_win8_x64); 1903-22H2 "
+        "and Win11 21H2-23H2 _HEAP not read individually (19041 and 26100 use the 1809+ row)",
+        "doc 9.1: sizeof(_LFH_HEAP) except Win7 x86 (derived) and Win11 x64 ([NTK]) is "
+        "UNCONFIRMED; only the lfh_heap block's size depends on it",
+        "doc 9.2: the 0x3F0-byte zone and its cap of 15 are single source ([BIN], Win11 x64) "
+        "and are used for 8.1 .. 10 too; the x86 cap (24 here) and the x86 zone size are "
+        "UNCONFIRMED; the Win8.0 zone shape is [HST] only, UNCONFIRMED; Win7 / 8.0 zone size "
+        "and the meaning of Limit and ZoneBlockSize are the builder's choice",
+        "doc 9.4: the guard-page stride is single source ([BIN])",
+        "doc 9.5: the Win8.0 x64 _HEAP_USERDATA_HEADER is one [NTD] standalone header",
+        "doc 9.6: the x64 First formula is single source ([BIN], Win11) and is used for 8.1 .. "
+        "10 too; UBsize = the back-end user size is UNCONFIRMED; the x86 First formula is "
+        "UNCONFIRMED (builder's choice); the guard-page first-block rule is single source",
+        "doc 9.7: free UnusedBytes 0x80 at initialisation is single source ([BIN]), after a "
+        "free UNCONFIRMED; the x86 overflow location (u32 at blk + 8*BlockSize - 4) comes from "
+        "[BIN], which covers x64 binaries only; the Win7 SubSegmentCode ([SYR] only) and the "
+        "Win8.0 block encoding (UNCONFIRMED) are not modelled (opaque values)",
+        "doc 9.7 / 11.3: the +ust LFH form (0xC2, header layout) is [HST] / [DHU]",
+        "doc 9.5: x86 bitmap words of 4 bytes are the builder's choice",
+    ],
 }
 
 
@@ -663,7 +691,7 @@ class Lfh:
             ss.write_key = write_key & 0xFFFFFFFF
             ss.not_decoded = "corrupt"
             heap.corruptions.append(Corruption(
-                blk.address, "lfh_bad_encoding",
+                ub, "lfh_bad_encoding",
                 f"UserBlocks {ub:#x}: EncodedOffsets and every SubSegmentCode were written with "
                 f"key {ss.write_key:#010x}, not the process's RtlpLFHKey {self.key:#010x}",
                 {"container": blk.address, "user_blocks": ub, "subsegment": at,
@@ -677,6 +705,12 @@ class Lfh:
             ss.not_decoded = "not_captured"
             for k in range(page_aligned_pages):
                 heap.drop_page(ub + k * PAGE, record=False)
+            heap.corruptions.append(Corruption(
+                ub, "not_captured",
+                f"UserBlocks {ub:#x}..{ub + page_aligned_pages * PAGE:#x} of the LFH container "
+                f"at {blk.address:#x} are absent from the dump (region is MEM_COMMIT)",
+                {"container": blk.address, "user_blocks": ub, "subsegment": at,
+                 "segment": seg.base, "size": page_aligned_pages * PAGE}))
         zone.slots.append(ss)
         self.subsegments.append(ss)
         return ss
@@ -866,7 +900,7 @@ class Lfh:
             size = ss.block_size_field * g
 
             def overhead(lo: int, hi: int, what: str) -> dict:
-                return {"address": lo, "segment": seg, "size": hi - lo, "busy": True,
+                return {"address": lo, "segment": seg, "size": hi - lo, "busy": False,
                         "flags": 0, "unused_bytes": 0, "kind": "overhead", "user_address": 0,
                         "user_size": 0, "stack_trace_entry": 0, "frames": [], "parent": p,
                         "level": 1, "not_decoded": None, "what": what}

@@ -309,8 +309,9 @@ def lfh_mis_keyed_x64() -> tuple[DumpBuilder, dict]:
 
 def lfh_ub_not_captured_x64() -> tuple[DumpBuilder, dict]:
     """Windows 10 2004 x64: one container's UserBlocks start on a page boundary and its two
-    pages are left out of the dump (region still MEM_COMMIT): not_decoded not_captured;
-    the back-end walk and the other containers are unaffected."""
+    pages are left out of the dump (region still MEM_COMMIT): not_decoded not_captured and a
+    corruption record not_captured; the back-end walk and the other containers are
+    unaffected."""
     return _standard("lfh_ub_not_captured_x64", "x64", 19041, pid=0x4A50, not_captured=True,
                      description=lfh_ub_not_captured_x64.__doc__ or "")
 

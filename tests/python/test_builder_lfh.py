@@ -407,7 +407,7 @@ def test_rows_tile_and_nest(name):
             assert kids[0]["kind"] == "overhead"
             for k in kids:
                 if k["kind"] == "overhead":
-                    assert k["busy"] and k["user_size"] == k["user_address"] == 0
+                    assert not k["busy"] and k["user_size"] == k["user_address"] == 0
         total = sum(r["user_size"] for r in rows if r["is_allocation"])
         assert total == h["totals"]["busy_user_bytes_all"]
         if h["lfh"] is not None:
@@ -521,6 +521,7 @@ def test_mis_keyed():
     assert all(r["not_decoded"] is None for r in conts if r is not bad[0])
     assert [c["kind"] for c in meta["corruption"]] == ["lfh_bad_encoding"]
     assert meta["corruption"][0]["container"] == bad[0]["address"]
+    assert meta["corruption"][0]["address"] == bad[0]["user_address"]
     assert h["lfh"]["key"] == meta["lfh_keys"]["native"]
     # The bad container does decode with some other key: E1 and E2 agree on one.
     s = next(s for s in h["lfh"]["subsegments"] if s["container_address"] == bad[0]["address"])
@@ -543,6 +544,8 @@ def test_ub_not_captured():
     regions = [g for g in meta["regions"] if g["base"] <= r["address"] < g["base"] + g["size"]]
     assert regions and regions[0]["state"] == 0x1000
     assert regions[0]["captured"] < regions[0]["size"]
-    assert meta["corruption"] == []
+    (c,) = meta["corruption"]
+    assert (c["kind"], c["address"], c["container"], c["size"]) == (
+        "not_captured", r["user_address"], r["address"], 0x2000)
     assert h["walk"]["blocks"] == [b["address"] for b in h["blocks"]
                                    if b["level"] == 0 and b["segment"] is not None]
