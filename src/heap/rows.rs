@@ -81,9 +81,10 @@ pub(crate) struct Placed {
 
 impl Placed {
     /// A child row of `kind` covering `[address, address + size)`, with the container's heap,
-    /// segment, busy state (the caller sets a block's own), level + 1 and parent.
+    /// segment, level + 1 and parent; not busy (overhead is bookkeeping; the caller sets a
+    /// block's own state).
     pub(crate) fn child(&self, kind: super::columns::BlockKind, address: u64, size: u64) -> BlockRow {
-        let mut r = BlockRow::top(kind, self.row.busy);
+        let mut r = BlockRow::top(kind, false);
         r.heap = self.row.heap;
         r.segment = self.row.segment;
         r.address = address;

@@ -6,7 +6,7 @@
     b.frame_text(base + 0x11D54B)        # 'halcon!HXmalloc+0x8b'
 
 The structures are transcribed independently of the project's reader (see
-structs.py, process.py, heap_layouts.py and pe.py for the sources), so a mistake in the reader shows
+structs.py, process.py, heap_layouts.py, lfh.py and pe.py for the sources), so a mistake in the reader shows
 up as a disagreement with these fixtures instead of being copied into them.
 """
 
@@ -37,6 +37,8 @@ from .heap import (
     write_segment_heap_stub,
 )
 from .heap_layouts import EPOCHS, HEAP_LAYOUTS, epoch_for_build, heap_layout
+from .lfh import CONVENTIONS as LFH_CONVENTIONS
+from .lfh import LFH_LAYOUTS, Lfh, lfh_key, lfh_model_for_build
 from .pe import (
     CAPTURES,
     CORRUPT_EXPORTS,
@@ -84,6 +86,7 @@ __all__ = [
     "PAGE_READWRITE", "PEB32", "PEB64", "TEB32", "TEB64", "PebLayout", "Process", "TebLayout",
     "Wow64", "EPOCHS", "HEAP_CONVENTIONS", "HEAP_LAYOUTS", "NtHeap", "Segment",
     "StackTraceDatabase", "VirtualBlock", "busy_block_size", "epoch_for_build", "heap_layout",
+    "LFH_CONVENTIONS", "LFH_LAYOUTS", "Lfh", "lfh_key", "lfh_model_for_build",
     "write_not_a_heap", "write_segment_heap_stub",
     "CAPTURES", "CORRUPT_EXPORTS", "CodeView", "PeImage", "build_image", "load_image",
     "ALLOCATOR_FUNCTIONS", "ALLOCATOR_MODULES", "TEXT_CONVENTIONS", "PdbFunctions", "Symbolizer",

@@ -7,7 +7,9 @@ heaps[], heaps32[], stack_trace_db, heap_conventions and corruption[] to the
 JSON; see scenarios.py; the stacks_* scenarios add symbols, stack_blocks[] and
 stacks[], see stack_scenarios.py; the ntdll_* scenarios add ntdll_pdb, see
 ntdll_scenarios.py; the pageheap_* scenarios add page-heap and NormalHeap
-records with block-model rows, see pageheap_scenarios.py).  Malformed inputs:
+records with block-model rows, see pageheap_scenarios.py; the lfh_* scenarios
+are heap scenarios whose heaps carry an lfh object and nested block rows, plus
+lfh_conventions and lfh_keys, see lfh_scenarios.py).  Malformed inputs:
 empty.dmp, garbage.dmp, truncated.dmp, bad_directory.dmp, each with a .json
 that says what is wrong with it.  series_with_corrupt/: three dumps of one
 process an hour apart and a fourth one cut inside its ModuleListStream, with

@@ -121,10 +121,27 @@ CONVENTIONS = {
     "encoding": "EncodeFlagMask 0x100000; x86 XOR all 8 header bytes with _HEAP.Encoding; x64 XOR "
                 "bytes 8..15 with Encoding bytes 8..15 (Encoding bytes 0..7 are zero); "
                 "SmallTagIndex = b0^b1^b2 of the decoded group",
+    "rows": "every block record carries the docs/block-model.md columns parent (the address of "
+            "the containing row, 0 at top level), level (0 top level, 1 inside a container), "
+            "is_allocation (busy backend, every virtual, busy lfh_block; never segment_header, "
+            "internal, lfh_heap, lfh_zone, lfh_container, overhead) and not_decoded (null, or "
+            "the reason name on a container whose inside is not decoded); blocks[] is sorted "
+            "by (address, level), which puts each container right before its children; "
+            "totals.busy_user_bytes_all = sum of user_size over is_allocation rows",
     "walk": "what a walker following windows-heap-layouts.md 12.3/12.5 reports: it stops a "
             "segment at the first entry that fails its checksum or is not captured, and stops a "
             "list at a repeated node or an unreadable link",
 }
+
+
+# Row kinds whose busy rows are allocations the program asked for (docs/block-model.md
+# "Kinds": backend when busy, virtual always, lfh_block when busy; every other kind --
+# segment_header, internal, lfh_heap, lfh_zone, lfh_container, overhead -- never).
+ALLOCATION_KINDS = ("backend", "virtual", "lfh_block")
+
+
+def is_allocation(kind: str, busy: bool) -> bool:
+    return busy and kind in ALLOCATION_KINDS
 
 
 def _align(value: int, to: int) -> int:
@@ -388,7 +405,7 @@ class Block:
     size: int                 # Size field, granules
     granularity: int
     busy: bool
-    kind: str                 # "segment_header" | "backend" | "internal"
+    kind: str                 # "segment_header" | "backend" | "internal" | "lfh_heap" | "lfh_zone" | "lfh_container"
     segment: int
     flags: int = 0
     unused: int = 0
@@ -469,6 +486,7 @@ class VirtualBlock:
     tag: int
     header_address: int
     user_address: int
+    kind: str = "virtual"     # "virtual" | "lfh_heap" (Windows 7 keeps _LFH_HEAP in one, lfh.py)
 
     @property
     def busy_size(self) -> int:
@@ -580,19 +598,24 @@ class Segment:
 
     def busy(self, request: int, stack: Sequence[int] | None = None, *,
              kind: str = "backend", trace: int | None = None,
-             data: bytes | None = None) -> Block:
+             flags: int = HEAP_ENTRY_BUSY, data: bytes | None = None) -> Block:
         """A busy block of ``request`` user bytes (optionally with a +ust stack;
         ``trace``: point at this existing trace entry, see StackTraceDatabase.add;
         ``data``: the user bytes, exactly ``request`` of them, instead of the pattern;
-        Block.data may be replaced until the heap is finished)."""
+        Block.data may be replaced until the heap is finished).
+        ``kind``/``flags``: front ends (lfh.py) allocate their own structures here with
+        kinds lfh_heap / lfh_zone / lfh_container and, where the reference says so,
+        HEAP_ENTRY_VIRTUAL_ALLOC in Flags."""
         if request < 0:
             raise ValueError("negative request")
         if data is not None and len(data) != request:
             raise ValueError("data must hold exactly the requested number of bytes")
+        if not flags & HEAP_ENTRY_BUSY:
+            raise ValueError("a busy block needs HEAP_ENTRY_BUSY in its flags")
         size, unused = self.heap.busy_size(request)
         frames, trace = self.heap._trace_for(stack, trace)
         self._make_room(size * self.g)
-        blk = Block(self.cursor, size, self.g, True, kind, self.index, flags=HEAP_ENTRY_BUSY,
+        blk = Block(self.cursor, size, self.g, True, kind, self.index, flags=flags,
                     unused=unused, previous_size=self.prev, request=request, frames=frames,
                     trace=trace, ust=self.heap.ust, tag=self.heap.fill_tag,
                     data=None if data is None else bytes(data))
@@ -758,6 +781,8 @@ class NtHeap:
         self._virtual_loop: tuple[int, int] | None = None
         self._virtual_break: tuple[int, int] | None = None
         self.dropped_pages: list[int] = []
+        self._silent_drops: set[int] = set()
+        self.lfh: Any = None          # an lfh.Lfh front end attaches itself here
         self.finished = False
         self.ucr_capacity = ucr_capacity
         seg0 = Segment(self, 0, address, reserve, committed)
@@ -769,6 +794,12 @@ class NtHeap:
     # ------------------------------------------------------------ inputs
     def busy_size(self, request: int) -> tuple[int, int]:
         return busy_block_size(self.arch, request, self.ust)
+
+    def front_end(self) -> tuple[int, int]:
+        """(_HEAP.FrontEndHeap, FrontEndHeapType): (0, 0) without a front end."""
+        if self.lfh is None:
+            return 0, FRONT_END_NONE
+        return self.lfh.front_end_heap, self.lfh.front_end_type
 
     def _trace_for(self, stack: Sequence[int] | None,
                    trace: int | None = None) -> tuple[tuple[int, ...], int]:
@@ -799,7 +830,8 @@ class NtHeap:
 
     def add_virtual(self, address: int, request: int, *, reserve: int | None = None,
                     stack: Sequence[int] | None = None, capture: str = "full",
-                    tag: int | None = None, trace: int | None = None) -> VirtualBlock:
+                    tag: int | None = None, trace: int | None = None,
+                    kind: str = "virtual") -> VirtualBlock:
         """A large block in its own VirtualAlloc region, on _HEAP.VirtualAllocdBlocks.
         capture="head" captures only the first page (the rest stays MEM_COMMIT but
         absent from the dump, to keep fixtures small)."""
@@ -817,7 +849,7 @@ class NtHeap:
         frames, trace = self._trace_for(stack, trace)
         vb = VirtualBlock(address, request, commit, reserve, frames, trace, capture,
                           self.fill_tag if tag is None else tag,
-                          address + self.vae.busy_block, address + user_off)
+                          address + self.vae.busy_block, address + user_off, kind)
         self.virtual_blocks.append(vb)
         return vb
 
@@ -843,11 +875,16 @@ class NtHeap:
         """Virtual block ``index``'s Flink points at ``target`` (not in the dump)."""
         self._virtual_break = (index, target)
 
-    def drop_page(self, address: int) -> None:
-        """Leave one committed segment page out of the dump (region stays MEM_COMMIT)."""
+    def drop_page(self, address: int, *, record: bool = True) -> None:
+        """Leave one committed segment page out of the dump (region stays MEM_COMMIT).
+        record=False: no heap corruption record (a front end that loses only the
+        inside of one of its blocks reports that itself, e.g. lfh.py's not_captured
+        containers)."""
         if address % PAGE:
             raise ValueError("page address must be page aligned")
         self.dropped_pages.append(address)
+        if not record:
+            self._silent_drops.add(address)
 
     # ------------------------------------------------------------ derived
     def all_ucrs(self) -> list[Ucr]:
@@ -976,11 +1013,12 @@ class NtHeap:
         c.pack(h + L.pseudo_tag_entries, p, 0)
         c.pack(h + L.lock_variable, p, 0)
         c.pack(h + L.commit_routine, p, 0)
-        c.pack(h + L.front_end_heap, p, 0)
+        fe_heap, fe_type = self.front_end()
+        c.pack(h + L.front_end_heap, p, fe_heap)
         c.pack(h + L.front_heap_lock_count, "<H", 0)
-        c.pack(h + L.front_end_heap_type, "<B", FRONT_END_NONE)
+        c.pack(h + L.front_end_heap_type, "<B", fe_type)
         if L.requested_front_end_heap_type is not None:
-            c.pack(h + L.requested_front_end_heap_type, "<B", FRONT_END_NONE)
+            c.pack(h + L.requested_front_end_heap_type, "<B", fe_type)
         cl, base = self.counters_layout, h + L.counters
         cf = "<I" if cl.size_fields == 4 else "<Q"
         cnt = self.counters()
@@ -1140,7 +1178,7 @@ class NtHeap:
                 c.pointer(v.address + V.ust_trace_pointer, v.trace)
             avail = (v.commit_size if v.capture == "full" else PAGE) - (v.user_address - v.address)
             n = min(v.request, avail)
-            if n > 0:
+            if n > 0 and v.kind == "virtual":
                 c.write(v.user_address, pattern(v.user_address, n, v.tag))
         # Lists.
         L = self.layout
@@ -1154,6 +1192,9 @@ class NtHeap:
                    [v.address + V.entry for v in self.virtual_blocks])
         self._write_free_list(c)
         self._apply_list_corruptions(c)
+        # Front end structures live in the user data of blocks written above.
+        if self.lfh is not None:
+            self.lfh.write(c)
 
         # Memory and regions.
         rw = dict(type=fmt.MEM_PRIVATE, allocation_protect=fmt.PAGE_READWRITE)
@@ -1182,6 +1223,8 @@ class NtHeap:
                 self.b.add_region(v.address + v.commit_size, v.reserve_size - v.commit_size,
                                   state=fmt.MEM_RESERVE, protect=0, allocation_base=v.address, **rw)
         for page, seg in dropped_in:
+            if page in self._silent_drops:
+                continue
             self.corruptions.append(Corruption(
                 page, "not_captured",
                 f"committed page of segment {seg:#x} absent from the dump (region is MEM_COMMIT)",
@@ -1444,6 +1487,10 @@ class NtHeap:
                 "virtual_user_bytes": sm["virtual_user_bytes"],
                 "free_bytes": sm["free_bytes"],
                 "busy_user_bytes": sm["busy_user_bytes"],
+                "busy_user_bytes_all": (sm["busy_user_bytes"]
+                                        + sum(v.request for v in self.virtual_blocks
+                                              if v.kind == "virtual")
+                                        + (self.lfh.busy_user_bytes() if self.lfh else 0)),
             },
             "coverage": {"ok": True,
                          "segments": [{"address": s.base,
@@ -1453,17 +1500,32 @@ class NtHeap:
             "corruption": [dict({"address": k.address, "kind": k.kind, "detail": k.detail}, **k.extra)
                            for k in self.corruptions],
         }
+        out["front_end_heap"], out["front_end_heap_type"] = self.front_end()
+        out["lfh"] = self.lfh.expected() if self.lfh is not None else None
         if self.layout.pointer_key is not None:
             out["pointer_key"] = self.pointer_key
         if per_block:
             recs = [self._block_record(b) for s in self.segments for b in s.blocks]
             recs += [dict(self._virtual_record(v), address=v.header_address,
                           vae_address=v.address, size=v.commit_size, size_field=v.busy_size,
-                          previous_size=0, busy=True, kind="virtual", checksum_ok=True,
+                          previous_size=0, busy=True, kind=v.kind, checksum_ok=True,
                           segment=None) for v in self.virtual_blocks]
-            recs.sort(key=lambda r: r["address"])
+            if self.lfh is not None:
+                recs += self.lfh.rows(recs)
+            for r in recs:
+                r.setdefault("parent", 0)
+                r.setdefault("level", 0)
+                r.setdefault("not_decoded", None)
+                r["is_allocation"] = is_allocation(r["kind"], r["busy"])
+            # Ascending address, a container before its children (its first child, an
+            # overhead row, starts at the container's own address): pre-order.
+            recs.sort(key=lambda r: (r["address"], r["level"]))
             if any(isinstance(it, BulkRun) for s in self.segments for it in s.items):
                 raise ValueError("per-block expected output of a bulk heap; use per_block=False")
+            alloc_bytes = sum(r["user_size"] for r in recs if r["is_allocation"])
+            assert alloc_bytes == out["totals"]["busy_user_bytes_all"], (
+                f"heap {self.address:#x}: rows give {alloc_bytes:#x} allocated bytes, "
+                f"totals {out['totals']['busy_user_bytes_all']:#x}")
             out["blocks"] = recs
             out["free_list"] = [b.address for b in self._free_blocks()]
             out["walk"] = self._walk()

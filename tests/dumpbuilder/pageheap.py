@@ -280,7 +280,7 @@ CONVENTIONS = {
                    "values) followed by overhead [block, U), dph_normal_block [U, U + "
                    "RequestedSize) (U = back-end user data + 0x20 x86 / + 0x40 x64; busy per "
                    "stamp; a 0-byte request gives a 0-byte row) and overhead [U + RequestedSize, "
-                   "block + size); overhead rows: busy = the container's busy, no user data, "
+                   "block + size); overhead rows: not busy (bookkeeping, as in lfh.py), no user data, "
                    "flags/unused 0",
     "row_keys": "rows carry parent (address of the parent row, 0 at top level), level, "
                 "is_allocation, not_decoded (null); page-heap rows: segment 0",
@@ -985,7 +985,7 @@ class PageHeap:
             common = {"segment": seg, "flags": 0, "unused_bytes": 0, "parent": p, "level": 1,
                       "not_decoded": None}
             rows.append(dict(common, address=p, size=u - p, user_address=0, user_size=0,
-                             busy=True, kind="overhead", stack_trace_entry=0, frames=[],
+                             busy=False, kind="overhead", stack_trace_entry=0, frames=[],
                              is_allocation=False))
             rows.append(dict(common, address=u, size=req, user_address=u, user_size=req,
                              busy=nb.busy, kind="dph_normal_block", stack_trace_entry=nb.trace,
@@ -998,7 +998,7 @@ class PageHeap:
                                      "fill": NORMAL_SUFFIX_FILL}))
             assert u + req < end
             rows.append(dict(common, address=u + req, size=end - u - req, user_address=0,
-                             user_size=0, busy=True, kind="overhead", stack_trace_entry=0,
+                             user_size=0, busy=False, kind="overhead", stack_trace_entry=0,
                              frames=[], is_allocation=False))
         rec["blocks"] = rows
         rec["page_heap_owner"] = self.handle

@@ -402,12 +402,14 @@ def no_threads() -> tuple[DumpBuilder, dict]:
 HEAP_WIN7_NTDLL = (6, 1, 7601, 17514)
 HEAP_OS = {  # build -> (os_version, csd_version, ntdll file version)
     7601: ((6, 1, 7601), "Service Pack 1", (6, 1, 7601, 17514)),
+    9200: ((6, 2, 9200), "", (6, 2, 9200, 16384)),
     9600: ((6, 3, 9600), "", (6, 3, 9600, 19678)),
     14393: ((10, 0, 14393), "", (10, 0, 14393, 3986)),
     17763: ((10, 0, 17763), "", (10, 0, 17763, 2183)),
     19041: ((10, 0, 19041), "", (10, 0, 19041, 1889)),
     19045: ((10, 0, 19045), "", (10, 0, 19041, 3636)),
     22621: ((10, 0, 22621), "", (10, 0, 22621, 2506)),
+    26100: ((10, 0, 26100), "", (10, 0, 26100, 2454)),
 }
 
 
@@ -825,3 +827,8 @@ SCENARIOS.update(NTDLL_SCENARIOS)
 from .pageheap_scenarios import PAGEHEAP_SCENARIOS  # noqa: E402
 
 SCENARIOS.update(PAGEHEAP_SCENARIOS)
+
+# Low Fragmentation Heap scenarios (lfh.py front end) live in lfh_scenarios.py.
+from .lfh_scenarios import LFH_SCENARIOS  # noqa: E402
+
+SCENARIOS.update(LFH_SCENARIOS)
