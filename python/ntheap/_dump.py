@@ -152,6 +152,27 @@ class Dump(_core.Dump):
         cols["detail"] = np.array(cols["detail"], dtype=object)
         return Table("corruption", cols)
 
+    def coverage(self) -> Table:
+        """What the heap views cannot attribute, and why: one row per heap and kind of gap
+        (e.g. LFH containers of an unsupported Windows build, or whose key could not be
+        recovered). Columns: heap, what, count, bytes, message. Empty when every container was
+        decoded; ``heap -s``, ``top`` and ``report`` print the messages.
+
+        Example:
+            >>> for m in dump.coverage()["message"]: print(m)  # doctest: +SKIP
+        """
+        rows = [(h.address, *w) for h in self.heaps for w in h.warnings]
+        return Table(
+            "coverage",
+            {
+                "heap": np.array([r[0] for r in rows], dtype=np.uint64),
+                "what": np.array([r[1] for r in rows], dtype=object),
+                "count": np.array([r[2] for r in rows], dtype=np.uint64),
+                "bytes": np.array([r[3] for r in rows], dtype=np.uint64),
+                "message": np.array([r[4] for r in rows], dtype=object),
+            },
+        )
+
     def heap_summary(self) -> "pd.DataFrame":
         """One row per heap with the columns of WinDbg's ``!heap -s`` (sizes in bytes, not KB)."""
         from .heapviews import heap_summary
@@ -169,6 +190,11 @@ class Dump(_core.Dump):
         from .report import info_html
 
         return info_html(self)
+
+
+def lfh_subsegment_table(columns: Mapping[str, Any]) -> Table:
+    """An LFH's subsegments as a Table whose DataFrame names the not_decoded reasons."""
+    return Table("lfh_subsegments", dict(columns), decoders={"not_decoded": decode(NOT_DECODED_NAMES)})
 
 
 def block_table(columns: Mapping[str, Any]) -> Table:

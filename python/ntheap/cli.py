@@ -70,6 +70,8 @@ def _cmd_top(args: argparse.Namespace) -> int:
     allocs = DumpAllocations.from_dump(dump)
     df = top_stacks(allocs, by=args.by, n=args.n)
     total = int(allocs.columns["user_size"].sum())
+    for message in dump.coverage()["message"]:
+        print(f"warning: {message}")
     print(top_stacks_text(df, by=args.by, total_count=len(allocs), total_bytes=total, stacks=args.stacks))
     return 0
 

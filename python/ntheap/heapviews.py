@@ -54,6 +54,30 @@ def _hex(value: int, width: int) -> str:
     return f"{value:0{width}x}"
 
 
+def _lfh_text(lfh: _core.Lfh, w: int) -> List[str]:
+    """The LFH section of ``!heap -h``: state, key and the per-size-class table."""
+    if lfh.not_decoded:
+        state = f"not decoded ({lfh.not_decoded}): {lfh.detail}"
+    elif lfh.key is not None:
+        state = f"RtlpLFHKey {lfh.key:08x} ({lfh.key_source})"
+    else:
+        state = "decoded (no key needed)"
+    lines = [
+        f"    Low fragmentation heap {_hex(lfh.address, w)}: {lfh.layout or 'unknown layout'}",
+        f"        {state}",
+        f"        {len(lfh.zones)} zones",
+    ]
+    sc = lfh.size_classes()
+    if len(sc):
+        lines.append("        Block size  Subsegments   Blocks     Busy  Busy bytes  Not decoded")
+        for i in range(len(sc)):
+            lines.append(
+                f"        {int(sc['block_size'][i]):>10}  {int(sc['subsegments'][i]):>11}  {int(sc['blocks'][i]):>7}"
+                f"  {int(sc['busy'][i]):>7}  {int(sc['busy_bytes'][i]):>10}  {int(sc['undecoded_blocks'][i]):>11}"
+            )
+    return lines
+
+
 def heap_detail_text(dump: "Dump", address: int) -> str:
     """``!heap -h ADDRESS``: segments with their ranges and committed bytes, flags, granularity,
     the virtual alloc list and the uncommitted ranges."""
@@ -62,13 +86,22 @@ def heap_detail_text(dump: "Dump", address: int) -> str:
     granularity = 8 if h.arch == "x86" else 16
     lines = [
         "Index   Address  Kind      Layout",
-        f"{h.index + 1:>3}:   {_hex(h.address, w)} {h.kind:<8} {h.layout or '-'}"
+        f"{'-' if h.index is None else h.index + 1:>3}:   {_hex(h.address, w)} {h.kind:<8} {h.layout or '-'}"
         + (f" (chosen by {h.layout_chosen_by})" if h.layout_chosen_by else "")
         + ("  [WOW64 32-bit heap]" if h.wow64_32bit else ""),
     ]
     if h.status != "walked":
         lines.append(f"    not walked: {h.status}")
         return "\n".join(lines)
+    if h.page_heap is not None:
+        p = h.page_heap
+        lines += [
+            f"    Page heap root:       {_hex(p.root, w)}  (HeapFlags {p.heap_flags:08x})",
+            f"    Busy blocks:          {p.busy} ({p.busy_bytes:#x} bytes requested)",
+            f"    Freed blocks:         {p.freed}",
+            f"    NormalHeap:           {_hex(p.normal_heap, w)}",
+        ]
+        return "\n".join(lines + [f"    warning: {m}" for (_, _, _, m) in h.warnings])
     for s in h.segments:
         lines.append(
             f"    Segment at {_hex(s.base, w)} to {_hex(s.last_valid_entry, w)} ({_hex(s.committed, 8)} bytes committed)"
@@ -94,6 +127,11 @@ def heap_detail_text(dump: "Dump", address: int) -> str:
     for a, n in ucrs:
         lines.append(f"            {_hex(a, w)}: {n:08x}  ({n} bytes)")
     lines.append(f"    Free blocks:          {h.free_list_length} ({h.free_bytes:#x} bytes)")
+    if h.page_heap_owner is not None:
+        lines.append(f"    NormalHeap of page heap {_hex(h.page_heap_owner, w)}")
+    if h.lfh is not None:
+        lines += _lfh_text(h.lfh, w)
+    lines += [f"    warning: {m}" for (_, _, _, m) in h.warnings]
     if h.corruption_count:
         lines.append(f"    Corruption records:   {h.corruption_count} (see Dump.corruption())")
     return "\n".join(lines)

@@ -239,6 +239,10 @@ def build_report(paths: Sequence[str], *, top: int = 10, stacks: int = 3, plot: 
     latest = allocs[-1]
     dump = Dump(latest.path, symbol_path=symbol_path)
     lines += _section(f"Latest dump: {latest.name} ({_when(latest)})")
+    try:
+        lines += [f"  warning: {m}" for m in dump.coverage()["message"]]
+    except DumpError as e:
+        lines.append(f"  heaps unavailable: {type(e).__name__}: {e}")
     # A dump may lack what one view needs (no MemoryInfoList, a PEB not captured): that view
     # says why and the report goes on.
     for title, view in [

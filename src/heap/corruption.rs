@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-/// What went wrong. The `u8` code is stable (it is stored in [`crate::heap::BlockColumns::corrupt`],
+/// What went wrong. The `u8` code is stable (it is stored in [`crate::heap::BlockColumns::corruption`],
 /// where 0 means "no problem").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -68,7 +68,7 @@ impl CorruptionKind {
         CorruptionKind::BadLfhBlock,
     ];
 
-    /// The non-zero code stored in [`crate::heap::BlockColumns::corrupt`].
+    /// The non-zero code stored in [`crate::heap::BlockColumns::corruption`].
     pub const fn code(self) -> u8 {
         self as u8
     }

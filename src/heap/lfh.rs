@@ -4,11 +4,11 @@
 //! ## The walk
 //!
 //! When `_HEAP.FrontEndHeapType` is 2, `_HEAP.FrontEndHeap` is the `_LFH_HEAP`. Before the heap's
-//! segments are walked, [`plan`] reads the LFH's metadata: the zones on `SubSegmentZones`, the
+//! segments are walked, `plan` reads the LFH's metadata: the zones on `SubSegmentZones`, the
 //! `_HEAP_SUBSEGMENT`s in each zone, and each subsegment's UserBlocks header, and decides for
 //! every container where its blocks are (`First`, `Stride`, count) or why they cannot be decoded.
 //! The back-end walk then meets each container as an ordinary busy block and calls
-//! [`LfhPlan::emit_children`] to append the container's rows right after it: the head
+//! `LfhPlan::emit_children` to append the container's rows right after it: the head
 //! `overhead` (back-end header, UserBlocks header, bitmap), one `lfh_block` row per block (with
 //! `overhead` gaps in guard-page subsegments) and the slack after the last block. The zones and
 //! the block holding `_LFH_HEAP` become `lfh_zone` / `lfh_heap` rows.
@@ -27,7 +27,7 @@
 //! bitmap), E1 gives a full K1(f) and E2 on the block at `UB + f` gives K2(f); the true First is
 //! the f where K1(f) = K2(f), a 32-bit coincidence otherwise.
 //!
-//! *Handling.* [`key_candidates`] derives one K per eligible container (the two proven equations
+//! *Handling.* `key_candidates` derives one K per eligible container (the two proven equations
 //! E1 and E2 must agree, §9.9 steps 3–4; the *procedure* is derived, not seen in ntdll). Keys are
 //! per process half: a WOW64 process has a 64-bit and a 32-bit ntdll, each with its own key.
 //! [`resolve_key`] accepts a key only when a strict majority of the process half's containers
@@ -55,10 +55,10 @@ use crate::target::Arch;
 
 /// Upper bound on zones per LFH.
 pub const MAX_ZONES: usize = 0x10_0000;
-/// Containers per heap that [`key_candidates`] derives a key from (the rest are verified with
+/// Containers per heap that `key_candidates` derives a key from (the rest are verified with
 /// the resolved key instead).
 pub const KEY_SAMPLES_PER_HEAP: usize = 64;
-/// How far past the smallest possible header+bitmap [`key_candidates`] looks for `First`.
+/// How far past the smallest possible header+bitmap `key_candidates` looks for `First`.
 pub const FIRST_SEARCH_BYTES: u64 = 0x2000;
 
 /// Where the LFH key came from.
@@ -572,6 +572,14 @@ pub(crate) fn plan(c: &LfhCtx<'_>, build: u32, key: &ProcessKey, rec: &mut Recor
     info.zones = zones;
     match l.model {
         LfhModel::Win7 => info.key_source = KeySource::NotNeeded,
+        LfhModel::Undecoded => {
+            info.not_decoded = Some(NotDecoded::UnsupportedBuild);
+            info.detail = format!(
+                "the LFH block encoding of Windows build {build} ({}) is not known (Windows 8.0: UNCONFIRMED in the \
+                 layout reference); its zones and subsegments are listed, its blocks are not decoded",
+                c.arch
+            );
+        }
         LfhModel::Encoded => {
             info.key = key.key;
             info.key_source = key.source();
@@ -665,6 +673,7 @@ fn geometry(
     }
     let (first, stride) = match l.model {
         LfhModel::Win7 => (u64::from(l.ub_first_block), plain_stride(l, s.block_size, s.flags)),
+        LfhModel::Undecoded => return Err((NotDecoded::UnsupportedBuild, "blocks not decoded".to_string())),
         LfhModel::Encoded => {
             let key = key.ok_or((NotDecoded::NoKey, "no key".to_string()))?;
             let eo = mem
@@ -936,6 +945,7 @@ mod tests {
         assert_eq!(plain_stride(l, 3, 1), 0x2000);
         assert_eq!(plain_stride(l, 0x100, 2), 0x3000);
         assert_eq!(min_first(l, 0x40), 0x40); // 0x30 + 8 bitmap bytes, rounded to 16
-        assert!(layout_for(Arch::X64, 9200).is_none());
+        assert_eq!(layout_for(Arch::X64, 9200).unwrap().layout.model, LfhModel::Undecoded);
+        assert!(layout_for(Arch::X64, 9000).is_none());
     }
 }

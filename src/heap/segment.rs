@@ -98,7 +98,7 @@ pub struct SegmentInfo {
     pub committed_bytes: u64,
     /// The UCRs found on `UCRSegmentList`, sorted by address (invalid descriptors dropped).
     pub ucrs: Vec<UcrRange>,
-    /// Rows of [`BlockColumns`] that belong to this segment.
+    /// Rows of [`crate::heap::BlockColumns`] that belong to this segment.
     pub blocks: Range<usize>,
     /// Whether the entries were walked (false when the header failed its checks or the segment
     /// overlaps one already walked).

@@ -174,12 +174,16 @@ fn container_label(kind: BlockKind, n: u64) -> String {
 fn why_not_decoded(heap: &HeapInfo, reason: NotDecoded) -> String {
     let lfh_detail = heap.lfh.as_ref().filter(|l| l.not_decoded == Some(reason)).map(|l| l.detail.clone());
     match reason {
-        NotDecoded::UnsupportedBuild => lfh_detail.unwrap_or_else(|| "no front-end layout for this Windows build".into()),
+        NotDecoded::UnsupportedBuild => {
+            lfh_detail.unwrap_or_else(|| "no front-end layout for this Windows build".into())
+        }
         NotDecoded::NoKey => lfh_detail.unwrap_or_else(|| "the front end's key could not be recovered".into()),
         NotDecoded::Corrupt => "their front-end structures fail validation (see Dump.corruption())".into(),
         NotDecoded::NotCaptured => "their front-end metadata is not in the dump".into(),
         NotDecoded::Orphan => "busy HEAP_ENTRY_VIRTUAL_ALLOC blocks that no LFH subsegment points at".into(),
-        NotDecoded::FrontEndUnreadable => lfh_detail.unwrap_or_else(|| "the front end's root structure is unreadable".into()),
+        NotDecoded::FrontEndUnreadable => {
+            lfh_detail.unwrap_or_else(|| "the front end's root structure is unreadable".into())
+        }
     }
 }
 
@@ -198,7 +202,9 @@ pub fn warnings(report: &HeapReport) -> Vec<Warning> {
             }
         }
         for ((kind, reason), (count, bytes)) in groups {
-            let (Some(kind), Some(reason)) = (BlockKind::from_code(kind), NotDecoded::from_code(reason)) else { continue };
+            let (Some(kind), Some(reason)) = (BlockKind::from_code(kind), NotDecoded::from_code(reason)) else {
+                continue;
+            };
             out.push(Warning {
                 heap: h.address,
                 what: format!("not_decoded:{}", reason.name()),
@@ -267,12 +273,29 @@ pub fn summary_table(report: &HeapReport) -> String {
                 (HeapStatus::HeaderNotCaptured, _) => Some("heap header not captured".to_string()),
                 (HeapStatus::NoLayout, _) => Some("NT heap, no layout validates".to_string()),
                 (HeapStatus::NotWalked, super::HeapKind::Segment) => Some("segment heap (not walked)".to_string()),
+                (HeapStatus::NotWalked, super::HeapKind::Page) => {
+                    Some("page heap (not walked: its _DPH_HEAP_ROOT is not usable, see Dump.corruption())".to_string())
+                }
                 (HeapStatus::NotWalked, _) => {
                     Some(format!("unknown heap signature {:#010x}", h.signature_word.unwrap_or(0)))
                 }
             };
             if let Some(n) = note {
                 let _ = writeln!(out, "{:0w$x} ({n})", h.address);
+                continue;
+            }
+            if let Some(p) = &h.page_heap {
+                let _ = writeln!(
+                    out,
+                    "{:0w$x} {:08x} page heap: root {:x}, {} busy blocks ({} k), {} freed, NormalHeap {:x}",
+                    h.address,
+                    h.flags,
+                    p.root,
+                    p.busy,
+                    kib(p.busy_bytes),
+                    p.freed,
+                    p.normal_heap
+                );
                 continue;
             }
             let virt = s.virtual_bytes.map_or("?".to_string(), |v| kib(v).to_string());
@@ -292,6 +315,9 @@ pub fn summary_table(report: &HeapReport) -> String {
                 lock,
                 s.fast_heap()
             );
+            if let Some(owner) = h.page_heap_owner {
+                let _ = writeln!(out, "    (NormalHeap of page heap {owner:0w$x})");
+            }
             if s.prints_fragmentation() {
                 if let Some(p) = s.external_fragmentation_pct() {
                     let _ = writeln!(out, "    External fragmentation  {p} % ({} free blocks)", s.free_blocks);
@@ -303,6 +329,9 @@ pub fn summary_table(report: &HeapReport) -> String {
             }
         }
         let _ = writeln!(out, "{rule}");
+    }
+    for w in warnings(report) {
+        let _ = writeln!(out, "warning: {}", w.message);
     }
     out
 }

@@ -6,8 +6,9 @@
 //! a stride of `BlockSize` granules and keeps no bitmap. Windows 8.1 to 11 store the first-block
 //! offset and stride XOR-encoded with the per-process `RtlpLFHKey` (§9.6), keep a busy bitmap in
 //! the UserBlocks header, and encode each block's `SubSegmentCode` with the same key (§9.7).
-//! Windows 8.0 is neither: its block encoding is **UNCONFIRMED** (§9.7, §13), so it has no row and
-//! its LFH is reported as not decoded.
+//! Windows 8.0 is neither: its block encoding is **UNCONFIRMED** (§9.7, §13). Its row
+//! ([`LfhModel::Undecoded`]) finds the zones and subsegments, so that zones and containers are
+//! named, and the containers are reported as not decoded.
 
 use super::{BuildRange, LayoutRow};
 use crate::target::Arch;
@@ -31,6 +32,9 @@ pub enum LfhModel {
     Win7,
     /// Windows 8.1 → 11: key-encoded offsets and block codes, busy bitmap.
     Encoded,
+    /// Windows 8.0: zones and subsegments are known, the blocks are not decoded (its block
+    /// encoding is **UNCONFIRMED**, §9.7, §13).
+    Undecoded,
 }
 
 /// How a zone says how many subsegments it holds (§9.2).
@@ -139,6 +143,40 @@ pub static LFH_LAYOUTS: &[LayoutRow<LfhLayout>] = &[
         },
     },
     LayoutRow {
+        name: "Win8.0 x86 LFH (blocks not decoded)",
+        arch: Arch::X86,
+        builds: BuildRange { first: super::builds::WIN8, last: super::builds::WIN8 },
+        source: "§9.1 Win8+ x86; §9.2 Win7/Win8.0 x86 zone (FreePointer, [HST] only, UNCONFIRMED by a PDB); \
+                 §9.4 Win8+ x86; blocks not decoded (§9.7 Win8.0 encoding UNCONFIRMED)",
+        layout: LfhLayout {
+            model: LfhModel::Undecoded,
+            lfh_sub_segment_zones: 0x04,              // §9.1 Win8+
+            lfh_heap: 0x0c,                           // §9.1 Win8+
+            zone_count: ZoneCount::FreePointer(0x08), // §9.2 Win8.0 column
+            zone_first_subsegment: 0x10,              // §9.2
+            subsegment_size: 0x28,                    // §9.4 Win8+ sizeof
+            ss_user_blocks: 0x04,                     // §9.4
+            ss_aggregate_exchg: 0x10,                 // §9.4
+            ss_block_size: 0x14,                      // §9.4
+            ss_flags: 0x16,                           // §9.4
+            ss_block_count: 0x18,                     // §9.4
+            ss_size_index: 0x1a,                      // §9.4
+            ub_signature: 0,                          // not read: blocks not decoded
+            ub_first_block: 0,
+            ub_encoded_offsets: 0,
+            ub_bitmap_size: 0,
+            ub_bitmap_buffer: 0,
+            ub_bitmap_data: 0,
+            granularity: 8,  // §1.2
+            block_header: 8, // §6.1
+            block_code: 0x0, // §6.1
+            block_unused_bytes: 0x7,
+            ust_trace_pointer: 0x08, // §11.3
+            ust_extra: 0x14,
+            ust_user_data: 0x18,
+        },
+    },
+    LayoutRow {
         name: "Win8.1+ x86 LFH",
         arch: Arch::X86,
         builds: BuildRange { first: 9600, last: u32::MAX },
@@ -209,6 +247,40 @@ pub static LFH_LAYOUTS: &[LayoutRow<LfhLayout>] = &[
         },
     },
     LayoutRow {
+        name: "Win8.0 x64 LFH (blocks not decoded)",
+        arch: Arch::X64,
+        builds: BuildRange { first: super::builds::WIN8, last: super::builds::WIN8 },
+        source: "§9.1 Win8+ x64; §9.2 Win7/Win8.0 x64 zone (FreePointer, [HST] only, UNCONFIRMED by a PDB); \
+                 §9.4 Win8+ x64; blocks not decoded (§9.7 Win8.0 encoding UNCONFIRMED)",
+        layout: LfhLayout {
+            model: LfhModel::Undecoded,
+            lfh_sub_segment_zones: 0x08,              // §9.1 Win8+
+            lfh_heap: 0x18,                           // §9.1 Win8+
+            zone_count: ZoneCount::FreePointer(0x10), // §9.2 Win8.0 column
+            zone_first_subsegment: 0x20,              // §9.2
+            subsegment_size: 0x40,                    // §9.4 Win8+ sizeof
+            ss_user_blocks: 0x08,                     // §9.4
+            ss_aggregate_exchg: 0x20,                 // §9.4
+            ss_block_size: 0x24,                      // §9.4
+            ss_flags: 0x26,                           // §9.4
+            ss_block_count: 0x28,                     // §9.4
+            ss_size_index: 0x2a,                      // §9.4
+            ub_signature: 0,                          // not read: blocks not decoded
+            ub_first_block: 0,
+            ub_encoded_offsets: 0,
+            ub_bitmap_size: 0,
+            ub_bitmap_buffer: 0,
+            ub_bitmap_data: 0,
+            granularity: 16,  // §1.1
+            block_header: 16, // §6.1
+            block_code: 0x8,  // §6.1
+            block_unused_bytes: 0xf,
+            ust_trace_pointer: 0x10, // §11.3
+            ust_extra: 0x2c,
+            ust_user_data: 0x30,
+        },
+    },
+    LayoutRow {
         name: "Win8.1+ x64 LFH",
         arch: Arch::X64,
         builds: BuildRange { first: 9600, last: u32::MAX },
@@ -267,12 +339,13 @@ mod tests {
     }
 
     #[test]
-    fn windows_8_0_has_no_row() {
+    fn windows_8_0_is_not_decoded() {
         for arch in [Arch::X86, Arch::X64] {
-            assert!(select(LFH_LAYOUTS, "_LFH_HEAP", arch, 9200).is_err());
+            assert_eq!(select(LFH_LAYOUTS, "_LFH_HEAP", arch, 9200).unwrap().layout.model, LfhModel::Undecoded);
+            assert!(select(LFH_LAYOUTS, "_LFH_HEAP", arch, 8000).is_err());
             assert_eq!(select(LFH_LAYOUTS, "_LFH_HEAP", arch, 7601).unwrap().layout.model, LfhModel::Win7);
             assert_eq!(select(LFH_LAYOUTS, "_LFH_HEAP", arch, 26100).unwrap().layout.model, LfhModel::Encoded);
-            assert_eq!(rows_for(LFH_LAYOUTS, arch).count(), 2);
+            assert_eq!(rows_for(LFH_LAYOUTS, arch).count(), 3);
         }
     }
 }

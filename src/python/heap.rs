@@ -8,6 +8,8 @@ use numpy::IntoPyArray;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::heap::lfh::{LfhInfo, SizeClass, SubsegmentInfo};
+use crate::heap::page_heap::PageHeapInfo;
 use crate::heap::{
     AnyColumn, BlockColumns, BlockKind, CorruptionKind, HeapInfo, HeapReport, NotDecoded, SegmentInfo,
     VirtualBlockInfo, BLOCK_SCHEMA,
@@ -252,6 +254,36 @@ impl Heap {
             .collect()
     }
 
+    /// The Low Fragmentation Heap front end (`FrontEndHeapType` 2), or None.
+    #[getter]
+    fn lfh(&self) -> Option<Lfh> {
+        self.info().lfh.is_some().then(|| Lfh { report: Arc::clone(&self.report), index: self.index })
+    }
+
+    /// For a page heap (`kind == "page"`): what its `_DPH_HEAP_ROOT` says, else None.
+    #[getter]
+    fn page_heap(&self) -> Option<PageHeap> {
+        self.info().page_heap.as_ref().map(PageHeap::from)
+    }
+
+    /// For the NormalHeap of a page heap: that page heap's handle, else None.
+    #[getter]
+    fn page_heap_owner(&self) -> Option<u64> {
+        self.info().page_heap_owner
+    }
+
+    /// What part of this heap could not be attributed to allocations, and why: one
+    /// (what, count, bytes, message) tuple per kind of gap (empty when everything was decoded).
+    #[getter]
+    fn warnings(&self) -> Vec<(String, u64, u64, String)> {
+        let me = self.info().address;
+        crate::heap::summary::warnings(&self.report)
+            .into_iter()
+            .filter(|w| w.heap == me)
+            .map(|w| (w.what, w.count, w.bytes, w.message))
+            .collect()
+    }
+
     /// Number of rows this heap has in `Dump.blocks()`.
     #[getter]
     fn block_count(&self) -> usize {
@@ -296,6 +328,192 @@ impl Heap {
             ),
             status => format!("Heap({:#x}, {} {}, {status})", h.address, h.kind.name(), h.arch),
         }
+    }
+}
+
+/// The Low Fragmentation Heap of one NT heap: its zones, subsegments and size classes.
+#[pyclass(frozen, module = "ntheap._core")]
+pub struct Lfh {
+    report: Arc<HeapReport>,
+    index: usize,
+}
+
+impl Lfh {
+    fn info(&self) -> &LfhInfo {
+        self.report.heaps[self.index].lfh.as_ref().expect("an Lfh is made only for a heap with one")
+    }
+}
+
+#[pymethods]
+impl Lfh {
+    /// `_HEAP.FrontEndHeap`: the address of the `_LFH_HEAP`.
+    #[getter]
+    fn address(&self) -> u64 {
+        self.info().address
+    }
+
+    /// The heap's address.
+    #[getter]
+    fn heap(&self) -> u64 {
+        self.report.heaps[self.index].address
+    }
+
+    /// The LFH layout row used, e.g. "Win8.1+ x64 LFH", or None for an unknown build.
+    #[getter]
+    fn layout(&self) -> Option<&'static str> {
+        self.info().layout
+    }
+
+    /// Whether its containers could be decoded (individual containers may still fail).
+    #[getter]
+    fn decoded(&self) -> bool {
+        self.info().not_decoded.is_none()
+    }
+
+    /// Why the LFH as a whole was not decoded ("unsupported_build", "no_key", ...), or None.
+    #[getter]
+    fn not_decoded(&self) -> Option<&'static str> {
+        self.info().not_decoded.map(NotDecoded::name)
+    }
+
+    /// The evidence for `not_decoded`, in words ("" when decoded).
+    #[getter]
+    fn detail(&self) -> String {
+        self.info().detail.clone()
+    }
+
+    /// The low 32 bits of `RtlpLFHKey` used to decode it (Windows 8.1+), or None.
+    #[getter]
+    fn key(&self) -> Option<u32> {
+        self.info().key
+    }
+
+    /// Where the key came from: "recovered" (from the dump's containers), "symbol" (ntdll's
+    /// PDB), "symbol_and_recovered" (both, agreeing), "not_needed" (Windows 7) or "none".
+    #[getter]
+    fn key_source(&self) -> &'static str {
+        self.info().key_source.name()
+    }
+
+    /// Addresses of the `_LFH_BLOCK_ZONE`s.
+    #[getter]
+    fn zones(&self) -> Vec<u64> {
+        self.info().zones.clone()
+    }
+
+    /// One row per `_HEAP_SUBSEGMENT` (retired ones included) as an `ntheap.Table`: address,
+    /// zone, user_blocks, block_size (bytes), block_count, flags, free_count_field
+    /// (AggregateExchg.Depth), first, stride, busy, busy_bytes, free, retired, guarded,
+    /// not_decoded (code; not_decoded_name in the DataFrame), row (its container's row in
+    /// `Dump.blocks()`, -1 if not met).
+    fn subsegments<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let s = &self.info().subsegments;
+        let d = PyDict::new(py);
+        let col = |f: fn(&SubsegmentInfo) -> u64| s.iter().map(f).collect::<Vec<u64>>();
+        d.set_item("address", col(|x| x.address).into_pyarray(py))?;
+        d.set_item("zone", col(|x| x.zone).into_pyarray(py))?;
+        d.set_item("user_blocks", col(|x| x.user_blocks).into_pyarray(py))?;
+        d.set_item("block_size", col(|x| x.block_size).into_pyarray(py))?;
+        d.set_item("block_count", col(|x| u64::from(x.block_count)).into_pyarray(py))?;
+        d.set_item("flags", col(|x| u64::from(x.flags)).into_pyarray(py))?;
+        d.set_item("free_count_field", col(|x| u64::from(x.free_count_field)).into_pyarray(py))?;
+        d.set_item("first", col(|x| x.first.unwrap_or(0)).into_pyarray(py))?;
+        d.set_item("stride", col(|x| x.stride.unwrap_or(0)).into_pyarray(py))?;
+        d.set_item("busy", col(|x| u64::from(x.busy)).into_pyarray(py))?;
+        d.set_item("busy_bytes", col(|x| x.busy_bytes).into_pyarray(py))?;
+        d.set_item("free", col(|x| u64::from(x.free)).into_pyarray(py))?;
+        d.set_item("retired", s.iter().map(SubsegmentInfo::is_retired).collect::<Vec<bool>>().into_pyarray(py))?;
+        d.set_item("guarded", s.iter().map(SubsegmentInfo::is_guarded).collect::<Vec<bool>>().into_pyarray(py))?;
+        let nd: Vec<u8> = s.iter().map(|x| x.not_decoded.map_or(0, NotDecoded::code)).collect();
+        d.set_item("not_decoded", nd.into_pyarray(py))?;
+        let rows: Vec<i64> = s.iter().map(|x| x.row.map_or(-1, |r| r as i64)).collect();
+        d.set_item("row", rows.into_pyarray(py))?;
+        py.import("ntheap._dump")?.call_method1("lfh_subsegment_table", (d,))
+    }
+
+    /// Per block size, like the LFH section of `!heap -s -h`: block_size (bytes, header
+    /// included), subsegments, blocks, busy, busy_bytes (requested bytes of the busy blocks),
+    /// undecoded_blocks (blocks in containers that were not decoded), as an `ntheap.Table`.
+    fn size_classes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let c = self.info().size_classes();
+        let d = PyDict::new(py);
+        let col = |f: fn(&SizeClass) -> u64| c.iter().map(f).collect::<Vec<u64>>();
+        d.set_item("block_size", col(|x| x.block_size).into_pyarray(py))?;
+        d.set_item("subsegments", col(|x| u64::from(x.subsegments)).into_pyarray(py))?;
+        d.set_item("blocks", col(|x| x.blocks).into_pyarray(py))?;
+        d.set_item("busy", col(|x| x.busy).into_pyarray(py))?;
+        d.set_item("busy_bytes", col(|x| x.busy_bytes).into_pyarray(py))?;
+        d.set_item("undecoded_blocks", col(|x| x.undecoded_blocks).into_pyarray(py))?;
+        py.import("ntheap.table")?.getattr("Table")?.call1(("lfh_size_classes", d))
+    }
+
+    fn __repr__(&self) -> String {
+        let l = self.info();
+        let live = l.subsegments.iter().filter(|s| !s.is_retired()).count();
+        let state = match (l.not_decoded, l.key) {
+            (Some(r), _) => format!("not decoded: {}", r.name()),
+            (None, Some(k)) => format!("key={k:#010x} ({})", l.key_source.name()),
+            (None, None) => "no key needed".to_string(),
+        };
+        let retired = l.subsegments.len() - live;
+        format!(
+            "Lfh({:#x}, heap={:#x}, {state}, {} zones, {live} subsegments{})",
+            l.address,
+            self.heap(),
+            l.zones.len(),
+            if retired == 0 { String::new() } else { format!(" (+{retired} retired)") }
+        )
+    }
+}
+
+/// What a page heap's `_DPH_HEAP_ROOT` says (gflags +hpa).
+#[pyclass(frozen, eq, module = "ntheap._core")]
+#[derive(Clone, PartialEq, Eq)]
+pub struct PageHeap {
+    /// The `_DPH_HEAP_ROOT` (heap handle + 0x1000).
+    #[pyo3(get)]
+    root: u64,
+    /// `_DPH_HEAP_ROOT.HeapFlags`.
+    #[pyo3(get)]
+    heap_flags: u32,
+    /// `NormalHeap`: the NT heap behind it (0 if none).
+    #[pyo3(get)]
+    normal_heap: u64,
+    /// `BusyNodesTable.NumberGenericTableElements`, when readable.
+    #[pyo3(get)]
+    table_count: Option<u32>,
+    /// Busy full-page blocks.
+    #[pyo3(get)]
+    busy: u64,
+    /// Requested bytes of the busy full-page blocks.
+    #[pyo3(get)]
+    busy_bytes: u64,
+    /// Freed full-page blocks still tracked.
+    #[pyo3(get)]
+    freed: u64,
+}
+
+impl From<&PageHeapInfo> for PageHeap {
+    fn from(p: &PageHeapInfo) -> Self {
+        PageHeap {
+            root: p.root,
+            heap_flags: p.heap_flags,
+            normal_heap: p.normal_heap,
+            table_count: p.table_count,
+            busy: p.busy,
+            busy_bytes: p.busy_bytes,
+            freed: p.freed,
+        }
+    }
+}
+
+#[pymethods]
+impl PageHeap {
+    fn __repr__(&self) -> String {
+        format!(
+            "PageHeap(root={:#x}, normal_heap={:#x}, {} busy blocks ({:#x} bytes), {} freed)",
+            self.root, self.normal_heap, self.busy, self.busy_bytes, self.freed
+        )
     }
 }
 

@@ -20,7 +20,7 @@ mod _core {
         TruncatedDumpError, UnsupportedDumpError,
     };
     #[pymodule_export]
-    use super::heap::{Heap, Segment, VirtualBlock};
+    use super::heap::{Heap, Lfh, PageHeap, Segment, VirtualBlock};
     #[pymodule_export]
     use super::scan::ScanJob;
     #[pymodule_export]

@@ -43,11 +43,13 @@ impl Session {
             return Ok(w.clone());
         }
         let dump = Arc::clone(&self.dump);
+        let symbol_path = self.symbol_path.clone();
         let w = py.detach(move || {
             guard(
                 || "walking the heaps".into(),
                 || {
-                    let report = heap::walk(&dump)?;
+                    let options = heap::WalkOptions { symbol_path: symbol_path.clone() };
+                    let report = heap::walk_with(&dump, &options)?;
                     let stacks = StackTable::collect(dump.memory(), &report);
                     Ok(Walked { report: Arc::new(report), stacks: Arc::new(stacks) })
                 },

@@ -417,3 +417,73 @@ LFH_SCENARIOS: dict[str, Scenario] = {
     "lfh_mis_keyed_x64": lfh_mis_keyed_x64,
     "lfh_ub_not_captured_x64": lfh_ub_not_captured_x64,
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# The same LFH with the real ntdll stand-in of tests/pdb mapped (ntdll.py), so that a reader
+# given tests/pdb/ntdll_x64 as its symbol path can read RtlpLFHKey through the PDB.
+
+def _lfh_with_ntdll(name: str, description: str, *, symbol_value: str,
+                    mismatch: str | None = None) -> tuple[DumpBuilder, dict]:
+    """symbol_value: "key" writes the process key into ntdll!RtlpLFHKey (upper half random, as
+    only the low 32 bits enter the encodings, doc 9.6); "other" writes a different value."""
+    from .ntdll import add_ntdll_pdb_module
+    from .ntdll_scenarios import PROCESS_HEAPS_ARRAY_X64
+    from .scenarios import GUID_EXE, GUID_KERNEL32, HEAP_OS
+
+    arch, build, pid = "x64", 19041, 0x4A60 + (0 if mismatch is None else 2) + (0 if symbol_value == "key" else 1)
+    os_version, csd, ntdll_version = HEAP_OS[build]
+    plan = _HEAP_PLAN[arch]
+    timestamp = 1_700_900_000 + pid
+    b = DumpBuilder(arch=arch, os_version=os_version, csd_version=csd, timestamp=timestamp,
+                    pid=pid, process_create_time=timestamp - 900, number_of_processors=4)
+    exe = b.add_module(path=r"C:\Program Files\Leaky\leaky.exe", base=plan["exe"], size=0x26000,
+                       file_version=(1, 4, 2, 0), timestamp=0x62A1B2C3,
+                       pdb_name=r"C:\build\leaky\Release\leaky.pdb", pdb_guid=GUID_EXE, pdb_age=3)
+    key = lfh_key(pid * 7919 + build)
+    value = (0x5A17_0000 << 32 | key) if symbol_value == "key" else (0x5A17_0000 << 32 | (key ^ 0x0BAD_F00D))
+    facts = add_ntdll_pdb_module(b, arch, plan["ntdll"], values={"RtlpLFHKey": value},
+                                 file_version=ntdll_version, mismatch=mismatch)
+    k32 = b.add_module(path=r"C:\Windows\System32\KERNEL32.DLL", base=plan["k32"], size=0xBD000,
+                       file_version=ntdll_version, timestamp=0x4CE7B8F0, pdb_name="kernel32.pdb",
+                       pdb_guid=GUID_KERNEL32, pdb_age=1)
+    for m in (exe, k32):
+        b.add_image_regions(m)
+    p = Process(b, peb=plan["peb"], image_base=exe.base, ldr=plan["ldr"], nt_global_flag=0,
+                heaps=[plan["heap0"], plan["heap1"]], max_heaps=16,
+                process_heaps_array=PROCESS_HEAPS_ARRAY_X64)
+    for i, (teb, (stack, size)) in enumerate(zip(plan["tebs"], plan["stacks"])):
+        p.add_thread(0x4A64 + 4 * i, teb=teb, stack_start=stack, stack_size=size)
+    heaps = _lfh_heaps(b, arch, build, key=key, seed=pid)
+    b, exp = _finish_lfh(name, description, b, p, heaps, keys={"native": key})
+    exp["ntdll_pdb"] = facts
+    exp["symbol_key"] = None if mismatch else value & 0xFFFFFFFF
+    return b, exp
+
+
+def lfh_symbol_key_x64() -> tuple[DumpBuilder, dict]:
+    """Windows 10 2004 x64 LFH with the real ntdll stand-in (tests/pdb/ntdll_x64) mapped and
+    ntdll!RtlpLFHKey holding the process key: with that PDB on the symbol path the key is read
+    through the symbol and agrees with the one recovered from the containers."""
+    return _lfh_with_ntdll("lfh_symbol_key_x64", lfh_symbol_key_x64.__doc__ or "", symbol_value="key")
+
+
+def lfh_symbol_key_wrong_x64() -> tuple[DumpBuilder, dict]:
+    """As lfh_symbol_key_x64, but ntdll!RtlpLFHKey holds another value (symbol_key): the symbol
+    and the containers disagree; the key that decodes the containers (lfh_keys.native) wins."""
+    return _lfh_with_ntdll("lfh_symbol_key_wrong_x64", lfh_symbol_key_wrong_x64.__doc__ or "",
+                           symbol_value="other")
+
+
+def lfh_symbol_key_mismatch_x64() -> tuple[DumpBuilder, dict]:
+    """As lfh_symbol_key_wrong_x64, but the mapped ntdll's CodeView GUID differs from the PDB's:
+    the PDB must be ignored (symbol_key null), and the key is recovered from the dump."""
+    return _lfh_with_ntdll("lfh_symbol_key_mismatch_x64", lfh_symbol_key_mismatch_x64.__doc__ or "",
+                           symbol_value="other", mismatch="guid")
+
+
+LFH_SCENARIOS.update({
+    "lfh_symbol_key_x64": lfh_symbol_key_x64,
+    "lfh_symbol_key_wrong_x64": lfh_symbol_key_wrong_x64,
+    "lfh_symbol_key_mismatch_x64": lfh_symbol_key_mismatch_x64,
+})

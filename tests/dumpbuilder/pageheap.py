@@ -1011,4 +1011,6 @@ class PageHeap:
             "user_offset": self.I.size,
         }
         rec["busy_user_bytes_all"] = sum(r["user_size"] for r in rows if r["is_allocation"])
+        # NtHeap.expected() counted the light-page-heap containers as back-end allocations.
+        rec["totals"]["busy_user_bytes_all"] = rec["busy_user_bytes_all"]
         return rec

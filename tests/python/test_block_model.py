@@ -61,9 +61,12 @@ def test_rows_match_the_builder(name: str) -> None:
     address = table["address"]
     heaps = [h for h in exp.get("heaps", []) + exp.get("heaps32", []) if isinstance(h, dict) and h.get("blocks")]
     assert heaps
+    clean = not exp.get("corruption")
     for h in heaps:
         if "level" not in h["blocks"][0]:
             continue
+        if not (clean and not h.get("corruption")):
+            continue  # the builder lists the blocks it wrote, not what a walk of damage yields
         got = sorted(_rows(table, h["address"]), key=_key)
         want = sorted(h["blocks"], key=_key)
         assert [(r["address"], r["size"]) for r in got] == [(r["address"], r["size"]) for r in want], (
