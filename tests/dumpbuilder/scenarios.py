@@ -815,3 +815,9 @@ SCENARIOS: dict[str, Scenario] = {
 from .stack_scenarios import STACK_SCENARIOS  # noqa: E402
 
 SCENARIOS.update(STACK_SCENARIOS)
+
+# Segment-heap scenarios (Windows 10/11 segment heap next to an NT heap) live in
+# segheap_scenarios.py, which builds on the helpers above.
+from .segheap_scenarios import SEGHEAP_SCENARIOS  # noqa: E402
+
+SCENARIOS.update(SEGHEAP_SCENARIOS)
