@@ -90,6 +90,18 @@ METADATA_NODE_STRIDE = 0x30  # _HEAP_LARGE_ALLOC_DATA (0x28) slots, 16-byte alig
 CONVENTIONS = {
     "scope": "x64 only; rows per docs/block-model.md 'Segment heap'; offsets per build row in "
              "segheap_layouts.py (heap record 'layout', with a status per field)",
+    "confidence": "what the bytes rely on beyond CONFIRMED doc items (details per field in each "
+                  "heap's layout.status): Win10 rows (1709-2004) use the Win11 21H2-23H2 range "
+                  "descriptor, page-segment constant 0xA2E64EADA2E64EAD, LFH shift (u32)S>>12, "
+                  "bitmap +0x30 2 bits/block, trailer mask 0x3FFF and the Win11 geometry: "
+                  "UNCONFIRMED/INFERRED for Win10; 1709/1803 _HEAP_SEG_CONTEXT fields and 1809 "
+                  "SegmentMask/PagesPerUnitShift/MaxAllocationSize/SegmentCount/FreePageRanges: "
+                  "BUILDER_GUESS (no doc offset); 1803 stride 0x78, Large* fields of 1709/1803/"
+                  "2004 and the Encoded-bit offsets before Win11: INFERRED; 2004 VsContext "
+                  "encodings and flag: INFERRED from 23H2; 21H2-23H2 UnitOffset at +0x1f, "
+                  "TreeSignature, LfhContext+0x3C/+0x3E, geometry: SINGLE; 24H2 LFH bitmap "
+                  "format: SINGLE; whether Windows ever sets the Encoded bit of the large or "
+                  "free-range tree: UNCONFIRMED (fixtures use both)",
     "heap_region": "the _SEGMENT_HEAP sits at the start of its own 64 KB reservation; page 0 holds "
                    "it, page 1 holds the _HEAP_LARGE_ALLOC_DATA nodes (Windows takes them from a "
                    "metadata allocator the doc does not describe); neither gets a row",
