@@ -832,3 +832,9 @@ SCENARIOS.update(PAGEHEAP_SCENARIOS)
 from .lfh_scenarios import LFH_SCENARIOS  # noqa: E402
 
 SCENARIOS.update(LFH_SCENARIOS)
+
+# Segment-heap scenarios (Windows 10/11 segment heap next to an NT heap) live in
+# segheap_scenarios.py, which builds on the helpers above.
+from .segheap_scenarios import SEGHEAP_SCENARIOS  # noqa: E402
+
+SCENARIOS.update(SEGHEAP_SCENARIOS)
