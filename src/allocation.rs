@@ -53,7 +53,9 @@ impl BlockIndex {
                 }
             }
         }
-        ext.sort_unstable();
+        // Equal starts: the later row first after the reversal below, i.e. the deeper one (a
+        // container precedes its descendants in row order), so `find` returns the innermost row.
+        ext.sort_unstable_by_key(|e| (e.0, e.2));
         let mut reach = Vec::with_capacity(ext.len());
         let mut max = 0;
         for e in &ext {
@@ -174,7 +176,8 @@ impl Allocation {
         match (self.kind, self.busy) {
             (BlockKind::Virtual, _) => "busy VirtualAlloc".to_owned(),
             (BlockKind::Unparsed, _) => "unparsed".to_owned(),
-            (BlockKind::Backend, true) => "busy".to_owned(),
+            (BlockKind::Overhead, _) => "container bookkeeping".to_owned(),
+            (k, true) if k.is_allocation(true) => "busy".to_owned(),
             (_, false) => "free".to_owned(),
             (k, true) => format!("busy {}", k.name()),
         }
@@ -303,8 +306,11 @@ mod tests {
         row(0x1000, 0x1000); // outer
         row(0x1100, 0x100); // nested
         row(0x3000, 0x10);
-        rep.heaps[0].blocks = 0..3;
+        row(0x1000, 0x40); // a container's first child starts where the container does
+        rep.heaps[0].blocks = 0..4;
         let idx = BlockIndex::new(&rep);
+        assert_eq!(idx.find(0x1010).map(|f| f.0), Some(3), "the child, not its container");
+        assert_eq!(idx.find(0x1040).map(|f| f.0), Some(0));
         assert_eq!(idx.find(0x1150).map(|f| f.0), Some(1));
         assert_eq!(idx.find(0x1250).map(|f| f.0), Some(0));
         assert_eq!(idx.find(0x0fff), None);

@@ -159,3 +159,8 @@ def test_lfh_allocations_flow_into_the_analysis() -> None:
     r = lfh_rows.iloc[0]
     a = dump.allocation_at(int(r.user_address))
     assert a is not None and a.user_address == r.user_address and a.user_size == r.user_size
+    assert a.kind == "lfh_block" and a.address == r.address
+    # The container's first bytes are its header: the overhead row, not the container, holds them.
+    c = df.iloc[int(r.parent)]
+    a = dump.allocation_at(int(c.address) + 1)
+    assert a is not None and a.kind == "overhead" and a.address == c.address
