@@ -14,6 +14,7 @@ use crate::heap::{
     AnyColumn, BlockColumns, BlockKind, CorruptionKind, HeapInfo, HeapReport, NotDecoded, SegmentInfo,
     VirtualBlockInfo, BLOCK_SCHEMA,
 };
+use crate::python::errors::guarded;
 use crate::python::session::Session;
 use crate::python::stacks::Frame;
 
@@ -71,246 +72,260 @@ impl Heap {
 impl Heap {
     /// The heap handle: the address of its `_HEAP`.
     #[getter]
-    fn address(&self) -> u64 {
-        self.info().address
+    fn address(&self) -> PyResult<u64> {
+        guarded("Heap.address", || Ok(self.info().address))
     }
 
     /// "nt", "segment" or "unknown".
     #[getter]
-    fn kind(&self) -> &'static str {
-        self.info().kind.name()
+    fn kind(&self) -> PyResult<&'static str> {
+        guarded("Heap.kind", || Ok(self.info().kind.name()))
     }
 
     /// "walked", "not_captured", "not_walked" (segment/unknown heaps) or "no_layout".
     #[getter]
-    fn status(&self) -> &'static str {
-        self.info().status.name()
+    fn status(&self) -> PyResult<&'static str> {
+        guarded("Heap.status", || Ok(self.info().status.name()))
     }
 
     /// Pointer width of the heap: "x86" for the 32-bit heaps of a WOW64 process.
     #[getter]
-    fn arch(&self) -> &'static str {
-        self.info().arch.name()
+    fn arch(&self) -> PyResult<&'static str> {
+        guarded("Heap.arch", || Ok(self.info().arch.name()))
     }
 
     /// Whether the heap is listed by the 32-bit PEB of a WOW64 process.
     #[getter]
-    fn wow64_32bit(&self) -> bool {
-        self.info().wow64_32bit
+    fn wow64_32bit(&self) -> PyResult<bool> {
+        guarded("Heap.wow64_32bit", || Ok(self.info().wow64_32bit))
     }
 
     /// Position in its PEB's ProcessHeaps array.
     #[getter]
-    fn index(&self) -> Option<usize> {
-        self.info().index
+    fn index(&self) -> PyResult<Option<usize>> {
+        guarded("Heap.index", || Ok(self.info().index))
     }
 
     /// Whether this is its PEB's ProcessHeap (the default heap).
     #[getter]
-    fn is_process_heap(&self) -> bool {
-        self.info().is_process_heap
+    fn is_process_heap(&self) -> PyResult<bool> {
+        guarded("Heap.is_process_heap", || Ok(self.info().is_process_heap))
     }
 
     /// The structure-layout row used, e.g. "Win7 SP1 x64", or None.
     #[getter]
-    fn layout(&self) -> Option<&'static str> {
-        self.info().layout.as_ref().map(|l| l.name())
+    fn layout(&self) -> PyResult<Option<&'static str>> {
+        guarded("Heap.layout", || Ok(self.info().layout.as_ref().map(|l| l.name())))
     }
 
     /// How the layout was chosen: "build" (the dump's OS build) or "validation".
     #[getter]
-    fn layout_chosen_by(&self) -> Option<&'static str> {
-        self.info().layout.as_ref().map(|l| l.chosen_by.name())
+    fn layout_chosen_by(&self) -> PyResult<Option<&'static str>> {
+        guarded("Heap.layout_chosen_by", || Ok(self.info().layout.as_ref().map(|l| l.chosen_by.name())))
     }
 
     /// `_HEAP.Flags`.
     #[getter]
-    fn flags(&self) -> u32 {
-        self.info().flags
+    fn flags(&self) -> PyResult<u32> {
+        guarded("Heap.flags", || Ok(self.info().flags))
     }
 
     /// Names of the bits set in flags (winnt.h HEAP_*).
     #[getter]
-    fn flag_names(&self) -> Vec<&'static str> {
-        flag_names(self.info().flags)
+    fn flag_names(&self) -> PyResult<Vec<&'static str>> {
+        guarded("Heap.flag_names", || Ok(flag_names(self.info().flags)))
     }
 
     /// `_HEAP.ForceFlags`.
     #[getter]
-    fn force_flags(&self) -> u32 {
-        self.info().force_flags
+    fn force_flags(&self) -> PyResult<u32> {
+        guarded("Heap.force_flags", || Ok(self.info().force_flags))
     }
 
     /// Names of the bits set in force_flags.
     #[getter]
-    fn force_flag_names(&self) -> Vec<&'static str> {
-        flag_names(self.info().force_flags)
+    fn force_flag_names(&self) -> PyResult<Vec<&'static str>> {
+        guarded("Heap.force_flag_names", || Ok(flag_names(self.info().force_flags)))
     }
 
     /// Whether block headers are encoded (EncodeFlagMask & 0x100000).
     #[getter]
-    fn encoding_enabled(&self) -> bool {
-        self.info().encoding_enabled
+    fn encoding_enabled(&self) -> PyResult<bool> {
+        guarded("Heap.encoding_enabled", || Ok(self.info().encoding_enabled))
     }
 
     /// Whether busy blocks carry a +ust stack-trace header.
     #[getter]
-    fn ust(&self) -> bool {
-        self.info().ust
+    fn ust(&self) -> PyResult<bool> {
+        guarded("Heap.ust", || Ok(self.info().ust))
     }
 
     /// FrontEndHeapType: 0 none, 1 look-aside, 2 LFH (None when unknown).
     #[getter]
-    fn front_end_type(&self) -> Option<u8> {
-        self.info().front_end_type
+    fn front_end_type(&self) -> PyResult<Option<u8>> {
+        guarded("Heap.front_end_type", || Ok(self.info().front_end_type))
     }
 
     /// "LFH", "LAL" or "" (WinDbg's "Fast heap" column).
     #[getter]
-    fn fast_heap(&self) -> &'static str {
-        self.info().summary.fast_heap()
+    fn fast_heap(&self) -> PyResult<&'static str> {
+        guarded("Heap.fast_heap", || Ok(self.info().summary.fast_heap()))
     }
 
     /// Reserved bytes of the heap's segments (WinDbg "Reserv").
     #[getter]
-    fn reserved(&self) -> u64 {
-        self.info().summary.reserved
+    fn reserved(&self) -> PyResult<u64> {
+        guarded("Heap.reserved", || Ok(self.info().summary.reserved))
     }
 
     /// Committed bytes of the heap's segments (WinDbg "Commit").
     #[getter]
-    fn committed(&self) -> u64 {
-        self.info().summary.committed
+    fn committed(&self) -> PyResult<u64> {
+        guarded("Heap.committed", || Ok(self.info().summary.committed))
     }
 
     /// WinDbg "Virt" bytes (reserved less large uncommitted ranges), when known.
     #[getter]
-    fn virtual_bytes(&self) -> Option<u64> {
-        self.info().summary.virtual_bytes
+    fn virtual_bytes(&self) -> PyResult<Option<u64>> {
+        guarded("Heap.virtual_bytes", || Ok(self.info().summary.virtual_bytes))
     }
 
     /// Bytes in free back-end blocks (WinDbg "Free").
     #[getter]
-    fn free_bytes(&self) -> u64 {
-        self.info().summary.free_bytes
+    fn free_bytes(&self) -> PyResult<u64> {
+        guarded("Heap.free_bytes", || Ok(self.info().summary.free_bytes))
     }
 
     /// Number of free back-end blocks (WinDbg "List length").
     #[getter]
-    fn free_list_length(&self) -> u64 {
-        self.info().summary.free_blocks
+    fn free_list_length(&self) -> PyResult<u64> {
+        guarded("Heap.free_list_length", || Ok(self.info().summary.free_blocks))
     }
 
     /// Number of uncommitted ranges (WinDbg "UCR").
     #[getter]
-    fn ucr_count(&self) -> u64 {
-        self.info().summary.ucr_count
+    fn ucr_count(&self) -> PyResult<u64> {
+        guarded("Heap.ucr_count", || Ok(self.info().summary.ucr_count))
     }
 
     /// Number of VirtualAllocdBlocks entries (WinDbg "Virt blocks").
     #[getter]
-    fn virtual_block_count(&self) -> u64 {
-        self.info().summary.virtual_block_count
+    fn virtual_block_count(&self) -> PyResult<u64> {
+        guarded("Heap.virtual_block_count", || Ok(self.info().summary.virtual_block_count))
     }
 
     /// Committed bytes of all virtual blocks.
     #[getter]
-    fn virtual_block_bytes(&self) -> u64 {
-        self.info().summary.virtual_block_bytes
+    fn virtual_block_bytes(&self) -> PyResult<u64> {
+        guarded("Heap.virtual_block_bytes", || Ok(self.info().summary.virtual_block_bytes))
     }
 
     /// Lock contention count (WinDbg "Lock cont."), when the heap lock can be read.
     #[getter]
-    fn lock_contention(&self) -> Option<u32> {
-        self.info().summary.lock_contention
+    fn lock_contention(&self) -> PyResult<Option<u32>> {
+        guarded("Heap.lock_contention", || Ok(self.info().summary.lock_contention))
     }
 
     /// External fragmentation in percent (free / committed), as WinDbg prints it.
     #[getter]
-    fn external_fragmentation(&self) -> Option<u64> {
-        self.info().summary.external_fragmentation_pct()
+    fn external_fragmentation(&self) -> PyResult<Option<u64>> {
+        guarded("Heap.external_fragmentation", || Ok(self.info().summary.external_fragmentation_pct()))
     }
 
     /// The heap's segments, its own first.
     #[getter]
-    fn segments(&self) -> Vec<Segment> {
-        self.info().segments.iter().map(|s| Segment::from_info(s, self.info().address)).collect()
+    fn segments(&self) -> PyResult<Vec<Segment>> {
+        guarded("Heap.segments", || {
+            Ok(self.info().segments.iter().map(|s| Segment::from_info(s, self.info().address)).collect())
+        })
     }
 
     /// The heap's large blocks (VirtualAllocdBlocks), in list order, with their stacks.
     #[getter]
     fn virtual_blocks(&self, py: Python<'_>) -> PyResult<Vec<VirtualBlock>> {
-        let h = self.info();
-        let stacks = self.session.walked(py)?.stacks;
-        let rows = self.report.virtual_block_rows(h);
-        h.virtual_blocks
-            .iter()
-            .zip(rows)
-            .map(|(v, row)| {
-                let stack_id = row.map_or(-1, |r| stacks.stack_of_row(r));
-                let stack = self.session.frames(py, &stacks, stack_id)?.into_iter().map(Frame::from).collect();
-                Ok(VirtualBlock::from_info(v, h.address, stack_id, stack))
-            })
-            .collect()
+        guarded("Heap.virtual_blocks", || {
+            let h = self.info();
+            let stacks = self.session.walked(py)?.stacks;
+            let rows = self.report.virtual_block_rows(h);
+            h.virtual_blocks
+                .iter()
+                .zip(rows)
+                .map(|(v, row)| {
+                    let stack_id = row.map_or(-1, |r| stacks.stack_of_row(r));
+                    let stack = self.session.frames(py, &stacks, stack_id)?.into_iter().map(Frame::from).collect();
+                    Ok(VirtualBlock::from_info(v, h.address, stack_id, stack))
+                })
+                .collect()
+        })
     }
 
     /// The Low Fragmentation Heap front end (`FrontEndHeapType` 2), or None.
     #[getter]
-    fn lfh(&self) -> Option<Lfh> {
-        self.info().lfh.is_some().then(|| Lfh { report: Arc::clone(&self.report), index: self.index })
+    fn lfh(&self) -> PyResult<Option<Lfh>> {
+        guarded("Heap.lfh", || {
+            Ok(self.info().lfh.is_some().then(|| Lfh { report: Arc::clone(&self.report), index: self.index }))
+        })
     }
 
     /// For a page heap (`kind == "page"`): what its `_DPH_HEAP_ROOT` says, else None.
     #[getter]
-    fn page_heap(&self) -> Option<PageHeap> {
-        self.info().page_heap.as_ref().map(PageHeap::from)
+    fn page_heap(&self) -> PyResult<Option<PageHeap>> {
+        guarded("Heap.page_heap", || Ok(self.info().page_heap.as_ref().map(PageHeap::from)))
     }
 
     /// For the NormalHeap of a page heap: that page heap's handle, else None.
     #[getter]
-    fn page_heap_owner(&self) -> Option<u64> {
-        self.info().page_heap_owner
+    fn page_heap_owner(&self) -> PyResult<Option<u64>> {
+        guarded("Heap.page_heap_owner", || Ok(self.info().page_heap_owner))
     }
 
     /// What part of this heap could not be attributed to allocations, and why: one
     /// (what, count, bytes, message) tuple per kind of gap (empty when everything was decoded).
     #[getter]
-    fn warnings(&self) -> Vec<(String, u64, u64, String)> {
-        let me = self.info().address;
-        crate::heap::summary::warnings(&self.report)
-            .into_iter()
-            .filter(|w| w.heap == me)
-            .map(|w| (w.what, w.count, w.bytes, w.message))
-            .collect()
+    fn warnings(&self) -> PyResult<Vec<(String, u64, u64, String)>> {
+        guarded("Heap.warnings", || {
+            Ok({
+                let me = self.info().address;
+                crate::heap::summary::warnings(&self.report)
+                    .into_iter()
+                    .filter(|w| w.heap == me)
+                    .map(|w| (w.what, w.count, w.bytes, w.message))
+                    .collect()
+            })
+        })
     }
 
     /// Number of rows this heap has in `Dump.blocks()`.
     #[getter]
-    fn block_count(&self) -> usize {
-        self.info().blocks.len()
+    fn block_count(&self) -> PyResult<usize> {
+        guarded("Heap.block_count", || Ok(self.info().blocks.len()))
     }
 
     /// Number of corruption records for this heap.
     #[getter]
-    fn corruption_count(&self) -> usize {
-        self.info().corruption_count
+    fn corruption_count(&self) -> PyResult<usize> {
+        guarded("Heap.corruption_count", || Ok(self.info().corruption_count))
     }
 
     /// This heap's rows of `Dump.blocks()`, as an `ntheap.Table`.
     fn blocks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let range = self.info().blocks.clone();
-        let stacks = self.session.walked(py)?.stacks;
-        let ids = stacks.block_stack_id.get(range.clone()).map_or_else(Vec::new, <[i32]>::to_vec);
-        let cols = py.detach(|| slice_columns(&self.report.blocks, range));
-        let dict = columns_to_dict(py, cols)?;
-        dict.set_item("stack_id", ids.into_pyarray(py))?;
-        py.import("ntheap._dump")?.call_method1("block_table", (dict,))
+        guarded("Heap.blocks", || {
+            let range = self.info().blocks.clone();
+            let stacks = self.session.walked(py)?.stacks;
+            let ids = stacks.block_stack_id.get(range.clone()).map_or_else(Vec::new, <[i32]>::to_vec);
+            let cols = py.detach(|| slice_columns(&self.report.blocks, range));
+            let dict = columns_to_dict(py, cols)?;
+            dict.set_item("stack_id", ids.into_pyarray(py))?;
+            py.import("ntheap._dump")?.call_method1("block_table", (dict,))
+        })
     }
 
-    fn __repr__(&self) -> String {
-        let h = self.info();
-        match h.status.name() {
-            "walked" => format!(
+    fn __repr__(&self) -> PyResult<String> {
+        guarded("Heap.__repr__", || {
+            Ok({
+                let h = self.info();
+                match h.status.name() {
+                    "walked" => format!(
                 "Heap({:#x}, {} {}, {} segments, committed={:#x}, {} virtual blocks ({:#x} bytes), {} blocks{})",
                 h.address,
                 h.kind.name(),
@@ -326,8 +341,10 @@ impl Heap {
                     String::new()
                 }
             ),
-            status => format!("Heap({:#x}, {} {}, {status})", h.address, h.kind.name(), h.arch),
-        }
+                    status => format!("Heap({:#x}, {} {}, {status})", h.address, h.kind.name(), h.arch),
+                }
+            })
+        })
     }
 }
 
@@ -348,57 +365,57 @@ impl Lfh {
 impl Lfh {
     /// `_HEAP.FrontEndHeap`: the address of the `_LFH_HEAP`.
     #[getter]
-    fn address(&self) -> u64 {
-        self.info().address
+    fn address(&self) -> PyResult<u64> {
+        guarded("Lfh.address", || Ok(self.info().address))
     }
 
     /// The heap's address.
     #[getter]
-    fn heap(&self) -> u64 {
-        self.report.heaps[self.index].address
+    fn heap(&self) -> PyResult<u64> {
+        guarded("Lfh.heap", || Ok(self.report.heaps[self.index].address))
     }
 
     /// The LFH layout row used, e.g. "Win8.1+ x64 LFH", or None for an unknown build.
     #[getter]
-    fn layout(&self) -> Option<&'static str> {
-        self.info().layout
+    fn layout(&self) -> PyResult<Option<&'static str>> {
+        guarded("Lfh.layout", || Ok(self.info().layout))
     }
 
     /// Whether its containers could be decoded (individual containers may still fail).
     #[getter]
-    fn decoded(&self) -> bool {
-        self.info().not_decoded.is_none()
+    fn decoded(&self) -> PyResult<bool> {
+        guarded("Lfh.decoded", || Ok(self.info().not_decoded.is_none()))
     }
 
     /// Why the LFH as a whole was not decoded ("unsupported_build", "no_key", ...), or None.
     #[getter]
-    fn not_decoded(&self) -> Option<&'static str> {
-        self.info().not_decoded.map(NotDecoded::name)
+    fn not_decoded(&self) -> PyResult<Option<&'static str>> {
+        guarded("Lfh.not_decoded", || Ok(self.info().not_decoded.map(NotDecoded::name)))
     }
 
     /// The evidence for `not_decoded`, in words ("" when decoded).
     #[getter]
-    fn detail(&self) -> String {
-        self.info().detail.clone()
+    fn detail(&self) -> PyResult<String> {
+        guarded("Lfh.detail", || Ok(self.info().detail.clone()))
     }
 
     /// The low 32 bits of `RtlpLFHKey` used to decode it (Windows 8.1+), or None.
     #[getter]
-    fn key(&self) -> Option<u32> {
-        self.info().key
+    fn key(&self) -> PyResult<Option<u32>> {
+        guarded("Lfh.key", || Ok(self.info().key))
     }
 
     /// Where the key came from: "recovered" (from the dump's containers), "symbol" (ntdll's
     /// PDB), "symbol_and_recovered" (both, agreeing), "not_needed" (Windows 7) or "none".
     #[getter]
-    fn key_source(&self) -> &'static str {
-        self.info().key_source.name()
+    fn key_source(&self) -> PyResult<&'static str> {
+        guarded("Lfh.key_source", || Ok(self.info().key_source.name()))
     }
 
     /// Addresses of the `_LFH_BLOCK_ZONE`s.
     #[getter]
-    fn zones(&self) -> Vec<u64> {
-        self.info().zones.clone()
+    fn zones(&self) -> PyResult<Vec<u64>> {
+        guarded("Lfh.zones", || Ok(self.info().zones.clone()))
     }
 
     /// One row per `_HEAP_SUBSEGMENT` (retired ones included) as an `ntheap.Table`: address,
@@ -407,62 +424,70 @@ impl Lfh {
     /// not_decoded (code; not_decoded_name in the DataFrame), row (its container's row in
     /// `Dump.blocks()`, -1 if not met).
     fn subsegments<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let s = &self.info().subsegments;
-        let d = PyDict::new(py);
-        let col = |f: fn(&SubsegmentInfo) -> u64| s.iter().map(f).collect::<Vec<u64>>();
-        d.set_item("address", col(|x| x.address).into_pyarray(py))?;
-        d.set_item("zone", col(|x| x.zone).into_pyarray(py))?;
-        d.set_item("user_blocks", col(|x| x.user_blocks).into_pyarray(py))?;
-        d.set_item("block_size", col(|x| x.block_size).into_pyarray(py))?;
-        d.set_item("block_count", col(|x| u64::from(x.block_count)).into_pyarray(py))?;
-        d.set_item("flags", col(|x| u64::from(x.flags)).into_pyarray(py))?;
-        d.set_item("free_count_field", col(|x| u64::from(x.free_count_field)).into_pyarray(py))?;
-        d.set_item("first", col(|x| x.first.unwrap_or(0)).into_pyarray(py))?;
-        d.set_item("stride", col(|x| x.stride.unwrap_or(0)).into_pyarray(py))?;
-        d.set_item("busy", col(|x| u64::from(x.busy)).into_pyarray(py))?;
-        d.set_item("busy_bytes", col(|x| x.busy_bytes).into_pyarray(py))?;
-        d.set_item("free", col(|x| u64::from(x.free)).into_pyarray(py))?;
-        d.set_item("retired", s.iter().map(SubsegmentInfo::is_retired).collect::<Vec<bool>>().into_pyarray(py))?;
-        d.set_item("guarded", s.iter().map(SubsegmentInfo::is_guarded).collect::<Vec<bool>>().into_pyarray(py))?;
-        let nd: Vec<u8> = s.iter().map(|x| x.not_decoded.map_or(0, NotDecoded::code)).collect();
-        d.set_item("not_decoded", nd.into_pyarray(py))?;
-        let rows: Vec<i64> = s.iter().map(|x| x.row.map_or(-1, |r| r as i64)).collect();
-        d.set_item("row", rows.into_pyarray(py))?;
-        py.import("ntheap._dump")?.call_method1("lfh_subsegment_table", (d,))
+        guarded("Lfh.subsegments", || {
+            let s = &self.info().subsegments;
+            let d = PyDict::new(py);
+            let col = |f: fn(&SubsegmentInfo) -> u64| s.iter().map(f).collect::<Vec<u64>>();
+            d.set_item("address", col(|x| x.address).into_pyarray(py))?;
+            d.set_item("zone", col(|x| x.zone).into_pyarray(py))?;
+            d.set_item("user_blocks", col(|x| x.user_blocks).into_pyarray(py))?;
+            d.set_item("block_size", col(|x| x.block_size).into_pyarray(py))?;
+            d.set_item("block_count", col(|x| u64::from(x.block_count)).into_pyarray(py))?;
+            d.set_item("flags", col(|x| u64::from(x.flags)).into_pyarray(py))?;
+            d.set_item("free_count_field", col(|x| u64::from(x.free_count_field)).into_pyarray(py))?;
+            d.set_item("first", col(|x| x.first.unwrap_or(0)).into_pyarray(py))?;
+            d.set_item("stride", col(|x| x.stride.unwrap_or(0)).into_pyarray(py))?;
+            d.set_item("busy", col(|x| u64::from(x.busy)).into_pyarray(py))?;
+            d.set_item("busy_bytes", col(|x| x.busy_bytes).into_pyarray(py))?;
+            d.set_item("free", col(|x| u64::from(x.free)).into_pyarray(py))?;
+            d.set_item("retired", s.iter().map(SubsegmentInfo::is_retired).collect::<Vec<bool>>().into_pyarray(py))?;
+            d.set_item("guarded", s.iter().map(SubsegmentInfo::is_guarded).collect::<Vec<bool>>().into_pyarray(py))?;
+            let nd: Vec<u8> = s.iter().map(|x| x.not_decoded.map_or(0, NotDecoded::code)).collect();
+            d.set_item("not_decoded", nd.into_pyarray(py))?;
+            let rows: Vec<i64> = s.iter().map(|x| x.row.map_or(-1, |r| r as i64)).collect();
+            d.set_item("row", rows.into_pyarray(py))?;
+            py.import("ntheap._dump")?.call_method1("lfh_subsegment_table", (d,))
+        })
     }
 
     /// Per block size, like the LFH section of `!heap -s -h`: block_size (bytes, header
     /// included), subsegments, blocks, busy, busy_bytes (requested bytes of the busy blocks),
     /// undecoded_blocks (blocks in containers that were not decoded), as an `ntheap.Table`.
     fn size_classes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let c = self.info().size_classes();
-        let d = PyDict::new(py);
-        let col = |f: fn(&SizeClass) -> u64| c.iter().map(f).collect::<Vec<u64>>();
-        d.set_item("block_size", col(|x| x.block_size).into_pyarray(py))?;
-        d.set_item("subsegments", col(|x| u64::from(x.subsegments)).into_pyarray(py))?;
-        d.set_item("blocks", col(|x| x.blocks).into_pyarray(py))?;
-        d.set_item("busy", col(|x| x.busy).into_pyarray(py))?;
-        d.set_item("busy_bytes", col(|x| x.busy_bytes).into_pyarray(py))?;
-        d.set_item("undecoded_blocks", col(|x| x.undecoded_blocks).into_pyarray(py))?;
-        py.import("ntheap.table")?.getattr("Table")?.call1(("lfh_size_classes", d))
+        guarded("Lfh.size_classes", || {
+            let c = self.info().size_classes();
+            let d = PyDict::new(py);
+            let col = |f: fn(&SizeClass) -> u64| c.iter().map(f).collect::<Vec<u64>>();
+            d.set_item("block_size", col(|x| x.block_size).into_pyarray(py))?;
+            d.set_item("subsegments", col(|x| u64::from(x.subsegments)).into_pyarray(py))?;
+            d.set_item("blocks", col(|x| x.blocks).into_pyarray(py))?;
+            d.set_item("busy", col(|x| x.busy).into_pyarray(py))?;
+            d.set_item("busy_bytes", col(|x| x.busy_bytes).into_pyarray(py))?;
+            d.set_item("undecoded_blocks", col(|x| x.undecoded_blocks).into_pyarray(py))?;
+            py.import("ntheap.table")?.getattr("Table")?.call1(("lfh_size_classes", d))
+        })
     }
 
-    fn __repr__(&self) -> String {
-        let l = self.info();
-        let live = l.subsegments.iter().filter(|s| !s.is_retired()).count();
-        let state = match (l.not_decoded, l.key) {
-            (Some(r), _) => format!("not decoded: {}", r.name()),
-            (None, Some(k)) => format!("key={k:#010x} ({})", l.key_source.name()),
-            (None, None) => "no key needed".to_string(),
-        };
-        let retired = l.subsegments.len() - live;
-        format!(
-            "Lfh({:#x}, heap={:#x}, {state}, {} zones, {live} subsegments{})",
-            l.address,
-            self.heap(),
-            l.zones.len(),
-            if retired == 0 { String::new() } else { format!(" (+{retired} retired)") }
-        )
+    fn __repr__(&self) -> PyResult<String> {
+        guarded("Lfh.__repr__", || {
+            Ok({
+                let l = self.info();
+                let live = l.subsegments.iter().filter(|s| !s.is_retired()).count();
+                let state = match (l.not_decoded, l.key) {
+                    (Some(r), _) => format!("not decoded: {}", r.name()),
+                    (None, Some(k)) => format!("key={k:#010x} ({})", l.key_source.name()),
+                    (None, None) => "no key needed".to_string(),
+                };
+                let retired = l.subsegments.len() - live;
+                format!(
+                    "Lfh({:#x}, heap={:#x}, {state}, {} zones, {live} subsegments{})",
+                    l.address,
+                    self.heap()?,
+                    l.zones.len(),
+                    if retired == 0 { String::new() } else { format!(" (+{retired} retired)") }
+                )
+            })
+        })
     }
 }
 
@@ -509,11 +534,13 @@ impl From<&PageHeapInfo> for PageHeap {
 
 #[pymethods]
 impl PageHeap {
-    fn __repr__(&self) -> String {
-        format!(
-            "PageHeap(root={:#x}, normal_heap={:#x}, {} busy blocks ({:#x} bytes), {} freed)",
-            self.root, self.normal_heap, self.busy, self.busy_bytes, self.freed
-        )
+    fn __repr__(&self) -> PyResult<String> {
+        guarded("PageHeap.__repr__", || {
+            Ok(format!(
+                "PageHeap(root={:#x}, normal_heap={:#x}, {} busy blocks ({:#x} bytes), {} freed)",
+                self.root, self.normal_heap, self.busy, self.busy_bytes, self.freed
+            ))
+        })
     }
 }
 
@@ -580,16 +607,18 @@ impl Segment {
 
 #[pymethods]
 impl Segment {
-    fn __repr__(&self) -> String {
-        format!(
-            "Segment({:#x}, {:#x}..{:#x}, committed={:#x}, {} UCRs, {} blocks)",
-            self.address,
-            self.base,
-            self.last_valid_entry,
-            self.committed,
-            self.ucrs.len(),
-            self.block_count
-        )
+    fn __repr__(&self) -> PyResult<String> {
+        guarded("Segment.__repr__", || {
+            Ok(format!(
+                "Segment({:#x}, {:#x}..{:#x}, committed={:#x}, {} UCRs, {} blocks)",
+                self.address,
+                self.base,
+                self.last_valid_entry,
+                self.committed,
+                self.ucrs.len(),
+                self.block_count
+            ))
+        })
     }
 }
 
@@ -656,17 +685,19 @@ impl VirtualBlock {
 
 #[pymethods]
 impl VirtualBlock {
-    fn __repr__(&self) -> String {
-        format!(
-            "VirtualBlock({:#x}, heap={:#x}, user={:#x}+{:#x}, commit={:#x}, reserve={:#x}{})",
-            self.address,
-            self.heap,
-            self.user_address,
-            self.user_size,
-            self.commit_size,
-            self.reserve_size,
-            self.corruption.map_or(String::new(), |c| format!(", corrupt: {c}"))
-        )
+    fn __repr__(&self) -> PyResult<String> {
+        guarded("VirtualBlock.__repr__", || {
+            Ok(format!(
+                "VirtualBlock({:#x}, heap={:#x}, user={:#x}+{:#x}, commit={:#x}, reserve={:#x}{})",
+                self.address,
+                self.heap,
+                self.user_address,
+                self.user_size,
+                self.commit_size,
+                self.reserve_size,
+                self.corruption.map_or(String::new(), |c| format!(", corrupt: {c}"))
+            ))
+        })
     }
 }
 
