@@ -155,7 +155,14 @@ pub(crate) fn walk(
         }
     }
     while let Some(n) = stack.pop() {
-        if n == 0 || !seen.insert(n) {
+        if n == 0 {
+            continue;
+        }
+        if !seen.insert(n) {
+            // A tree has no node below two parents. Seen in a damaged dump whose leaf's LeftChild
+            // points back at the root (`pageheap_x64.dmp`, the first node in order linked to
+            // the root): each node is still listed once, and the cycle is recorded.
+            rec.record(n, CorruptionKind::ListLoop, format!("page heap {handle:#x}: busy tree reaches {n:#x} twice"));
             continue;
         }
         if seen.len() > MAX_NODES || !budget.take() {
