@@ -10,6 +10,7 @@ use pyo3::types::PyDict;
 
 use crate::heap::lfh::{LfhInfo, SizeClass, SubsegmentInfo};
 use crate::heap::page_heap::PageHeapInfo;
+use crate::heap::segment_heap::SegmentHeapInfo;
 use crate::heap::{
     AnyColumn, BlockColumns, BlockKind, CorruptionKind, HeapInfo, HeapReport, NotDecoded, SegmentInfo,
     VirtualBlockInfo, BLOCK_SCHEMA,
@@ -266,6 +267,18 @@ impl Heap {
         self.info().page_heap.as_ref().map(PageHeap::from)
     }
 
+    /// For a walked segment heap: its contexts, keys and totals, else None.
+    #[getter]
+    fn segment_heap(&self) -> Option<SegmentHeap> {
+        self.info().segment_heap.clone().map(|info| SegmentHeap { info })
+    }
+
+    /// Why a heap of a known kind was not walked (e.g. a 32-bit segment heap), else None.
+    #[getter]
+    fn not_walked(&self) -> Option<String> {
+        self.info().not_walked.clone()
+    }
+
     /// For the NormalHeap of a page heap: that page heap's handle, else None.
     #[getter]
     fn page_heap_owner(&self) -> Option<u64> {
@@ -513,6 +526,193 @@ impl PageHeap {
         format!(
             "PageHeap(root={:#x}, normal_heap={:#x}, {} busy blocks ({:#x} bytes), {} freed)",
             self.root, self.normal_heap, self.busy, self.busy_bytes, self.freed
+        )
+    }
+}
+
+/// One back-end context of a segment heap (`_HEAP_SEG_CONTEXT`).
+#[pyclass(frozen, eq, module = "ntheap._core")]
+#[derive(Clone, PartialEq, Eq)]
+pub struct SegContext {
+    /// Address of the `_HEAP_SEG_CONTEXT`.
+    #[pyo3(get)]
+    address: u64,
+    /// log2 of its unit size (12: 4 KB units, 16: 64 KB units).
+    #[pyo3(get)]
+    unit_shift: u8,
+    /// The first descriptor of a page segment that describes a range.
+    #[pyo3(get)]
+    first_descriptor_index: u8,
+    /// Bytes of one page segment.
+    #[pyo3(get)]
+    segment_size: u64,
+    /// The page segments, in list order.
+    #[pyo3(get)]
+    segments: Vec<u64>,
+    /// `SegmentCount`, when its offset is known for the build.
+    #[pyo3(get)]
+    segment_count_field: Option<u64>,
+    /// Reserved bytes (segments × segment size).
+    #[pyo3(get)]
+    reserved: u64,
+    /// Committed bytes of its segments (from MemoryInfoList; None without one).
+    #[pyo3(get)]
+    committed: Option<u64>,
+}
+
+#[pymethods]
+impl SegContext {
+    fn __repr__(&self) -> String {
+        format!(
+            "SegContext({:#x}, {} segments of {:#x} bytes, reserved={:#x}, committed={})",
+            self.address,
+            self.segments.len(),
+            self.segment_size,
+            self.reserved,
+            self.committed.map_or("?".to_string(), |c| format!("{c:#x}"))
+        )
+    }
+}
+
+/// What the walk of one segment heap found: its layout row, keys, contexts and totals.
+#[pyclass(frozen, module = "ntheap._core")]
+pub struct SegmentHeap {
+    info: SegmentHeapInfo,
+}
+
+#[pymethods]
+impl SegmentHeap {
+    /// The layout row used, e.g. "Win11 21H2-23H2 x64 segment heap".
+    #[getter]
+    fn layout(&self) -> Option<&'static str> {
+        self.info.layout
+    }
+
+    /// How the row was chosen: "build" or "validation".
+    #[getter]
+    fn layout_chosen_by(&self) -> Option<&'static str> {
+        self.info.chosen_by.map(|c| c.name())
+    }
+
+    /// `RtlpHpHeapGlobals.HeapKey` (recovered from the page segments' signatures).
+    #[getter]
+    fn heap_key(&self) -> Option<u64> {
+        self.info.heap_key
+    }
+
+    /// Where the HeapKey came from: "recovered" or "symbol_and_recovered".
+    #[getter]
+    fn heap_key_source(&self) -> &'static str {
+        self.info.heap_key_source.name()
+    }
+
+    /// The low 32 bits of `RtlpHpHeapGlobals.LfhKey`, when the process has LFH subsegments.
+    #[getter]
+    fn lfh_key(&self) -> Option<u32> {
+        self.info.lfh_key
+    }
+
+    /// Where the LfhKey came from: "recovered", "symbol", "symbol_and_recovered", "not_needed", "none".
+    #[getter]
+    fn lfh_key_source(&self) -> &'static str {
+        self.info.lfh_key_source.name()
+    }
+
+    /// How the LfhKey was chosen (the search is derived, §10.6), or why there is none.
+    #[getter]
+    fn lfh_key_note(&self) -> String {
+        self.info.lfh_key_note.clone()
+    }
+
+    /// The two back-end contexts.
+    #[getter]
+    fn contexts(&self) -> Vec<SegContext> {
+        self.info
+            .contexts
+            .iter()
+            .map(|c| SegContext {
+                address: c.address,
+                unit_shift: c.unit_shift,
+                first_descriptor_index: c.first_descriptor_index,
+                segment_size: c.segment_size,
+                segments: c.segments.clone(),
+                segment_count_field: c.segment_count_field,
+                reserved: c.reserved,
+                committed: c.committed,
+            })
+            .collect()
+    }
+
+    /// Busy VS chunks.
+    #[getter]
+    fn vs_count(&self) -> u64 {
+        self.info.vs.count
+    }
+
+    /// Requested bytes of the busy VS chunks.
+    #[getter]
+    fn vs_user_bytes(&self) -> u64 {
+        self.info.vs.user_bytes
+    }
+
+    /// Busy segment-heap LFH blocks.
+    #[getter]
+    fn lfh_count(&self) -> u64 {
+        self.info.lfh.count
+    }
+
+    /// Requested bytes of the busy LFH blocks.
+    #[getter]
+    fn lfh_user_bytes(&self) -> u64 {
+        self.info.lfh.user_bytes
+    }
+
+    /// Page ranges handed to the program.
+    #[getter]
+    fn page_range_count(&self) -> u64 {
+        self.info.page_ranges.count
+    }
+
+    /// Requested bytes of those page ranges.
+    #[getter]
+    fn page_range_user_bytes(&self) -> u64 {
+        self.info.page_ranges.user_bytes
+    }
+
+    /// Free page ranges and their bytes.
+    #[getter]
+    fn free_ranges(&self) -> (u64, u64) {
+        (self.info.page_ranges.free_count, self.info.page_ranges.free_bytes)
+    }
+
+    /// Large blocks (`LargeAllocMetadata`).
+    #[getter]
+    fn large_count(&self) -> u64 {
+        self.info.large.count
+    }
+
+    /// Requested bytes of the large blocks.
+    #[getter]
+    fn large_user_bytes(&self) -> u64 {
+        self.info.large.user_bytes
+    }
+
+    /// `LargeReservedPages` and `LargeCommittedPages` in bytes, when readable.
+    #[getter]
+    fn large_reserved_committed(&self) -> (Option<u64>, Option<u64>) {
+        (self.info.large_reserved, self.info.large_committed)
+    }
+
+    fn __repr__(&self) -> String {
+        let i = &self.info;
+        format!(
+            "SegmentHeap({}, {} VS blocks, {} LFH blocks, {} page ranges, {} large blocks, HeapKey {:#x})",
+            i.layout.unwrap_or("?"),
+            i.vs.count,
+            i.lfh.count,
+            i.page_ranges.count,
+            i.large.count,
+            i.heap_key.unwrap_or(0)
         )
     }
 }
