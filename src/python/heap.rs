@@ -322,6 +322,20 @@ impl Heap {
 
     fn __repr__(&self) -> String {
         let h = self.info();
+        if let Some(s) = &h.segment_heap {
+            return format!(
+                "Heap({:#x}, segment {}, {} page segments, {} VS + {} LFH + {} page-range + {} large allocations, {} blocks{})",
+                h.address,
+                h.arch,
+                s.contexts.iter().map(|c| c.segments.len()).sum::<usize>(),
+                s.vs.count,
+                s.lfh.count,
+                s.page_ranges.count,
+                s.large.count,
+                h.blocks.len(),
+                if h.corruption_count > 0 { format!(", {} corruption records", h.corruption_count) } else { String::new() }
+            );
+        }
         match h.status.name() {
             "walked" => format!(
                 "Heap({:#x}, {} {}, {} segments, committed={:#x}, {} virtual blocks ({:#x} bytes), {} blocks{})",
