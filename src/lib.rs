@@ -23,6 +23,7 @@ pub mod heap;
 pub mod layouts;
 pub mod mapped;
 pub mod memory;
+pub mod prefetch;
 pub mod process;
 pub mod scan;
 pub mod stacks;

@@ -1,6 +1,6 @@
 //! The file bytes behind a dump: a read-only memory map, or an owned buffer in tests.
 //!
-//! This is the only module with `unsafe` code.
+//! This module and `crate::prefetch` are the only ones with `unsafe` code.
 
 use std::fs::File;
 use std::ops::Deref;

@@ -112,6 +112,26 @@ fn heap_walks_match_the_builder() {
                     checked += 1;
                     continue;
                 }
+                "segment" => {
+                    let walked = e["walked"].as_bool().unwrap();
+                    assert_eq!(h.status == HeapStatus::Walked, walked, "{name}: segment heap {:#x}", h.address);
+                    if walked {
+                        let s = h.segment_heap.as_ref().expect("segment-heap info");
+                        assert_eq!(s.heap_key, Some(u(&e["heap_key"])), "{name}");
+                        assert_eq!(s.lfh_key.map(u64::from), Some(u(&e["lfh_key"])), "{name}");
+                        let mine: u64 = h
+                            .blocks
+                            .clone()
+                            .filter(|&i| report.blocks.is_allocation[i])
+                            .map(|i| report.blocks.user_size[i])
+                            .sum();
+                        assert_eq!(mine, u(&e["summary"]["busy_user_bytes_all"]), "{name}");
+                    } else {
+                        assert!(h.not_walked.is_some(), "{name}: a segment heap not walked says why");
+                    }
+                    checked += 1;
+                    continue;
+                }
                 _ => {
                     assert_eq!(h.status, HeapStatus::NotWalked, "{name}");
                     continue;

@@ -30,6 +30,7 @@ mod nt;
 pub mod page_heap;
 mod rows;
 pub mod segment;
+pub mod segment_heap;
 pub mod summary;
 pub mod virtual_alloc;
 
@@ -149,6 +150,10 @@ pub struct HeapInfo {
     pub page_heap: Option<page_heap::PageHeapInfo>,
     /// For the `NormalHeap` of a page heap: that page heap's handle.
     pub page_heap_owner: Option<u64>,
+    /// For a segment heap that was walked: its contexts, keys and totals.
+    pub segment_heap: Option<segment_heap::SegmentHeapInfo>,
+    /// Why a heap of a known kind was not walked, when it was not.
+    pub not_walked: Option<String>,
     /// This heap's rows in [`HeapReport::blocks`].
     pub blocks: Range<usize>,
     /// Corruption records for this heap, including any beyond the stored cap.
@@ -184,6 +189,8 @@ impl HeapInfo {
             lfh: None,
             page_heap: None,
             page_heap_owner: r.page_heap_owner,
+            segment_heap: None,
+            not_walked: None,
             blocks: 0..0,
             corruption_count: 0,
             summary: HeapSummary::default(),
@@ -288,21 +295,22 @@ pub fn walk_with(dump: &Dump, options: &WalkOptions) -> Result<HeapReport> {
     let mut report = HeapReport { corruption: d.problems, ..HeapReport::default() };
     let mut state = WalkState::new(mem);
     let listed = discover::with_page_heaps(mem, &d.heaps, &state.budget);
-    let symbol_key = |arch: Arch| {
-        options
-            .symbol_path
-            .as_deref()
-            .and_then(|p| crate::symbols::ntdll_global(dump, p, arch, "RtlpLFHKey"))
-            .and_then(|addr| mem.read_u32(addr).ok())
+    let symbol = |arch: Arch, name: &str| {
+        options.symbol_path.as_deref().and_then(|p| crate::symbols::ntdll_global(dump, p, arch, name))
     };
     for wow in [false, true] {
         let heaps: Vec<&HeapRef> = listed.iter().filter(|h| h.wow64_32bit == wow).collect();
         let Some(first) = heaps.first() else { continue };
         let arch = first.arch;
-        let candidates: Vec<lfh::KeyCandidate> =
-            heaps.iter().flat_map(|h| nt::lfh_key_candidates(mem, h, build, &state)).collect();
-        let key = lfh::resolve_key(&candidates, symbol_key(arch));
-        if let (Some(s), Some(r)) = (key.symbol, key.recovered) {
+        let globals = symbol(arch, "RtlpHpHeapGlobals");
+        let symbols = Symbols {
+            lfh_key: symbol(arch, "RtlpLFHKey").and_then(|a| mem.read_u32(a).ok()),
+            seg_heap_key: globals.and_then(|a| mem.read_ptr(arch, a).ok()),
+            // RtlpHpHeapGlobals.LfhKey: +8 on x64, +4 on x86 (§10).
+            seg_lfh_key: globals.and_then(|a| mem.read_u32(a.wrapping_add(arch.ptr_size())).ok()),
+        };
+        let half = Half::prepare(mem, &heaps, build, &symbols, dump.info().regions.as_deref(), &state);
+        if let (Some(s), Some(r)) = (half.lfh_key.symbol, half.lfh_key.recovered) {
             if s != r {
                 report.corruption.push(Corruption::new(
                     0,
@@ -310,39 +318,77 @@ pub fn walk_with(dump: &Dump, options: &WalkOptions) -> Result<HeapReport> {
                     CorruptionKind::Inconsistent,
                     format!(
                         "{arch} RtlpLFHKey: the symbol gives {s:#010x}, the dump's containers {r:#010x}; using {:#010x}",
-                        key.key.unwrap_or(0)
+                        half.lfh_key.key.unwrap_or(0)
                     ),
                 ));
             }
         }
-        for h in heaps {
-            walk_into(mem, h, build, &key, &mut report, &mut state);
+        report.corruption.extend(half.problems.iter().cloned());
+        for h in &heaps {
+            walk_into(mem, h, &half, &mut report, &mut state);
         }
-        if !candidates.is_empty() || key.symbol.is_some() {
-            report.lfh_keys.push(LfhKeyReport { wow64_32bit: wow, arch, key });
+        if half.lfh_candidates > 0 || half.lfh_key.symbol.is_some() {
+            report.lfh_keys.push(LfhKeyReport { wow64_32bit: wow, arch, key: half.lfh_key.clone() });
         }
     }
     Ok(report)
 }
 
+/// Key values read through ntdll's symbols (`None` without a matching PDB).
+#[derive(Debug, Clone, Copy, Default)]
+struct Symbols {
+    lfh_key: Option<u32>,
+    seg_heap_key: Option<u64>,
+    seg_lfh_key: Option<u32>,
+}
+
+/// What the walk of one process half knows before it walks any heap: its heaps share one ntdll,
+/// so one `RtlpLFHKey` and one set of segment-heap keys, recovered from all of them together.
+struct Half<'a> {
+    build: u32,
+    lfh_key: lfh::ProcessKey,
+    lfh_candidates: usize,
+    seg_plans: std::collections::HashMap<u64, std::result::Result<segment_heap::SegPlan, String>>,
+    seg_keys: segment_heap::SegmentKeys,
+    regions: Option<&'a [crate::dump::Region]>,
+    problems: Vec<Corruption>,
+}
+
+impl<'a> Half<'a> {
+    fn prepare(
+        mem: &AddressSpace,
+        heaps: &[&HeapRef],
+        build: u32,
+        symbols: &Symbols,
+        regions: Option<&'a [crate::dump::Region]>,
+        state: &WalkState,
+    ) -> Half<'a> {
+        let candidates: Vec<lfh::KeyCandidate> =
+            heaps.iter().flat_map(|h| nt::lfh_key_candidates(mem, h, build, state)).collect();
+        let lfh_key = lfh::resolve_key(&candidates, symbols.lfh_key);
+        let seg_plans: std::collections::HashMap<_, _> = heaps
+            .iter()
+            .filter(|h| matches!(discover::classify(mem, h.address, h.arch), Some((HeapKind::Segment, _))))
+            .map(|h| (h.address, segment_heap::plan(mem, h.address, h.arch, build, &state.budget)))
+            .collect();
+        let plans: Vec<&segment_heap::SegPlan> = seg_plans.values().filter_map(|p| p.as_ref().ok()).collect();
+        let (seg_keys, problems) = segment_heap::resolve_keys(&plans, symbols.seg_heap_key, symbols.seg_lfh_key);
+        Half { build, lfh_key, lfh_candidates: candidates.len(), seg_plans, seg_keys, regions, problems }
+    }
+}
+
 /// Walk one heap of `mem` (a report with one heap). `build` is the OS build used to pick the
-/// layout row; an LFH key is recovered from this heap alone.
+/// layout row; keys are recovered from this heap alone.
 pub fn walk_heap(mem: &AddressSpace, heap: &HeapRef, build: u32) -> HeapReport {
     let mut report = HeapReport::default();
     let mut state = WalkState::new(mem);
-    let key = lfh::resolve_key(&nt::lfh_key_candidates(mem, heap, build, &state), None);
-    walk_into(mem, heap, build, &key, &mut report, &mut state);
+    let half = Half::prepare(mem, &[heap], build, &Symbols::default(), None, &state);
+    walk_into(mem, heap, &half, &mut report, &mut state);
     report
 }
 
-fn walk_into(
-    mem: &AddressSpace,
-    r: &HeapRef,
-    build: u32,
-    key: &lfh::ProcessKey,
-    report: &mut HeapReport,
-    state: &mut WalkState,
-) {
+fn walk_into(mem: &AddressSpace, r: &HeapRef, half: &Half<'_>, report: &mut HeapReport, state: &mut WalkState) {
+    let build = half.build;
     let HeapReport { heaps, blocks, corruption, .. } = report;
     let mut info = HeapInfo::listed(r);
     let first_row = blocks.len();
@@ -360,7 +406,28 @@ fn walk_into(
             info.signature_word = Some(sig);
             info.status = HeapStatus::NotWalked;
             match kind {
-                HeapKind::Segment => {}
+                HeapKind::Segment => match half.seg_plans.get(&r.address) {
+                    Some(Ok(plan)) => {
+                        info.status = HeapStatus::Walked;
+                        let mut sink = RowSink::new(blocks);
+                        let s = segment_heap::walk(
+                            mem,
+                            r.address,
+                            plan,
+                            &half.seg_keys,
+                            half.regions,
+                            &state.budget,
+                            &mut sink,
+                            &mut rec,
+                        );
+                        info.segment_heap = Some(s);
+                    }
+                    Some(Err(why)) => {
+                        rec.record(r.address, CorruptionKind::NoLayout, format!("segment heap not walked: {why}"));
+                        info.not_walked = Some(why.clone());
+                    }
+                    None => {}
+                },
                 HeapKind::Page => match page_heap::root_of(mem, r.address, r.arch) {
                     Err(why) => {
                         rec.record(r.address, CorruptionKind::NotCaptured, format!("page heap not walked: {why}"));
@@ -390,7 +457,17 @@ fn walk_into(
                         info.status = HeapStatus::Walked;
                         info.layout = Some(choice);
                         let mut sink = RowSink::new(blocks);
-                        nt::walk_nt(mem, r, &choice.row.layout, build, key, &mut info, &mut sink, &mut rec, state);
+                        nt::walk_nt(
+                            mem,
+                            r,
+                            &choice.row.layout,
+                            build,
+                            &half.lfh_key,
+                            &mut info,
+                            &mut sink,
+                            &mut rec,
+                            state,
+                        );
                     }
                 },
             }

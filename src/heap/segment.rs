@@ -54,6 +54,7 @@ use super::rows::{Placed, RowSink};
 use super::HeapCtx;
 use crate::layouts::nt_heap::{entry_flags, HEAP_SEGMENT_SIGNATURE, PAGE_SIZE};
 use crate::memory::AddressSpace;
+use crate::prefetch::{prefetch, CACHE_LINE, PREFETCH_DISTANCE};
 use crate::target::Arch;
 
 /// Upper bound on segments per heap (a growable heap adds segments of doubling size; thousands
@@ -310,11 +311,13 @@ struct Cursor<'a> {
     mem: &'a AddressSpace,
     base: u64,
     bytes: &'a [u8],
+    /// Offset in `bytes` of the next cache line to prefetch (see `crate::prefetch`).
+    pf: usize,
 }
 
 impl<'a> Cursor<'a> {
     fn new(mem: &'a AddressSpace) -> Self {
-        Cursor { mem, base: 0, bytes: &[] }
+        Cursor { mem, base: 0, bytes: &[], pf: 0 }
     }
 
     /// `n ≤ 16` bytes at `addr` (in the first `n` bytes of the result), or `None` if they are not
@@ -324,6 +327,13 @@ impl<'a> Cursor<'a> {
         let off = addr.wrapping_sub(self.base);
         if addr >= self.base && off < self.bytes.len() as u64 {
             let o = off as usize;
+            // Keep the prefetch cursor PREFETCH_DISTANCE ahead, hinting every line it passes.
+            let mut pf = self.pf.max(o);
+            while pf < o + PREFETCH_DISTANCE {
+                prefetch(self.bytes, pf);
+                pf += CACHE_LINE;
+            }
+            self.pf = pf;
             // Hot path: a fixed 16-byte copy (one load, no call, no partial store), whatever `n`.
             if let Some(b) = self.bytes.get(o..o + 16) {
                 return Some(b.try_into().expect("16 bytes"));
@@ -338,6 +348,7 @@ impl<'a> Cursor<'a> {
         if let Some(b) = self.mem.contiguous_at(addr) {
             self.base = addr;
             self.bytes = b;
+            self.pf = 0;
             if b.len() >= n {
                 out[..n].copy_from_slice(&b[..n]);
                 return Some(out);

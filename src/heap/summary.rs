@@ -269,10 +269,14 @@ pub fn summary_table(report: &HeapReport) -> String {
         for h in heaps {
             let s = &h.summary;
             let note = match (h.status, h.kind) {
+                (HeapStatus::Walked, super::HeapKind::Segment) => Some("segment heap: see below".to_string()),
                 (HeapStatus::Walked, _) => None,
                 (HeapStatus::HeaderNotCaptured, _) => Some("heap header not captured".to_string()),
                 (HeapStatus::NoLayout, _) => Some("NT heap, no layout validates".to_string()),
-                (HeapStatus::NotWalked, super::HeapKind::Segment) => Some("segment heap (not walked)".to_string()),
+                (HeapStatus::NotWalked, super::HeapKind::Segment) => Some(format!(
+                    "segment heap, not walked: {}",
+                    h.not_walked.as_deref().unwrap_or("not a known layout")
+                )),
                 (HeapStatus::NotWalked, super::HeapKind::Page) => {
                     Some("page heap (not walked: its _DPH_HEAP_ROOT is not usable, see Dump.corruption())".to_string())
                 }
@@ -329,6 +333,59 @@ pub fn summary_table(report: &HeapReport) -> String {
             }
         }
         let _ = writeln!(out, "{rule}");
+    }
+    let seg: Vec<&HeapInfo> = report.heaps.iter().filter(|h| h.segment_heap.is_some()).collect();
+    if !seg.is_empty() {
+        let _ = writeln!(out, "Segment heaps");
+        let _ = writeln!(
+            out,
+            "            Heap   Reserv  Commit   VS blocks    VS (k)  LFH blocks   LFH (k)  Pages (k)  Large (k)  Layout"
+        );
+        let _ = writeln!(out, "{}", "-".repeat(118));
+        for h in seg {
+            let Some(s) = &h.segment_heap else { continue };
+            let reserved: u64 =
+                s.contexts.iter().map(|c| c.reserved).sum::<u64>().saturating_add(s.large_reserved.unwrap_or(0));
+            let committed = s
+                .contexts
+                .iter()
+                .map(|c| c.committed)
+                .sum::<Option<u64>>()
+                .map(|c| c.saturating_add(s.large_committed.unwrap_or(0)));
+            let _ = writeln!(
+                out,
+                "{:016x} {:>8} {:>7} {:>11} {:>9} {:>11} {:>9} {:>10} {:>10}  {}",
+                h.address,
+                kib(reserved),
+                committed.map_or("?".to_string(), |c| kib(c).to_string()),
+                s.vs.count,
+                kib(s.vs.user_bytes),
+                s.lfh.count,
+                kib(s.lfh.user_bytes),
+                kib(s.page_ranges.user_bytes),
+                kib(s.large.user_bytes),
+                s.layout.unwrap_or("?")
+            );
+            for (i, c) in s.contexts.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "    context {i}: {} segments of {} k, reserved {} k, committed {} k",
+                    c.segments.len(),
+                    kib(c.segment_size),
+                    kib(c.reserved),
+                    c.committed.map_or("?".to_string(), |v| kib(v).to_string())
+                );
+            }
+            let _ = writeln!(
+                out,
+                "    HeapKey {:016x} ({}), LfhKey {} ({})",
+                s.heap_key.unwrap_or(0),
+                s.heap_key_source.name(),
+                s.lfh_key.map_or("-".to_string(), |k| format!("{k:08x}")),
+                s.lfh_key_source.name()
+            );
+        }
+        let _ = writeln!(out, "{}", "-".repeat(118));
     }
     for w in warnings(report) {
         let _ = writeln!(out, "warning: {}", w.message);

@@ -326,9 +326,10 @@ fn bad_ucr_descriptors_and_overlapping_segments() {
         let mem = s0.build();
         let mut state = WalkState::new(&mem);
         let mut report = HeapReport::default();
-        let key = lfh::ProcessKey::default();
-        walk_into(&mem, &heap_ref(&spec), spec.epoch.build(), &key, &mut report, &mut state);
-        walk_into(&mem, &heap_ref(&spec), spec.epoch.build(), &key, &mut report, &mut state);
+        let r = heap_ref(&spec);
+        let half = Half::prepare(&mem, &[&r], spec.epoch.build(), &Symbols::default(), None, &state);
+        walk_into(&mem, &r, &half, &mut report, &mut state);
+        walk_into(&mem, &r, &half, &mut report, &mut state);
         assert_eq!(report.heaps.len(), 2);
         assert!(report.heaps[1].blocks.len() == 2, "only the virtual blocks are listed again");
         assert!(report.corruption.iter().all(|c| c.kind == CorruptionKind::OutOfSegment));
@@ -354,9 +355,11 @@ fn heaps_that_are_not_walked() {
 
     s.put_u32(0x40_0000 + 0x10, 0xDDEE_DDEE);
     let rep = walk_heap(&s.build(), &r, 7601);
+    // An NT heap's bytes behind a segment-heap signature: no segment-heap layout validates.
     assert_eq!((rep.heaps[0].status, rep.heaps[0].kind), (HeapStatus::NotWalked, HeapKind::Segment));
-    assert!(rep.corruption.is_empty());
-    assert!(rep.summary_table().contains("segment heap (not walked)"));
+    assert_eq!(rep.corruption[0].kind, CorruptionKind::NoLayout);
+    assert!(rep.heaps[0].not_walked.as_deref().unwrap().contains("no segment-heap layout validates"));
+    assert!(rep.summary_table().contains("segment heap, not walked"));
 
     s.put_u32(0x40_0000 + 0x10, 0x1234_5678);
     let rep = walk_heap(&s.build(), &r, 7601);

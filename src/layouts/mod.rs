@@ -16,6 +16,7 @@ pub mod lfh;
 pub mod nt_heap;
 pub mod page_heap;
 pub mod peb;
+pub mod segment_heap;
 
 use crate::error::{Error, Result};
 use crate::target::Arch;

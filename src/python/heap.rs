@@ -10,6 +10,7 @@ use pyo3::types::PyDict;
 
 use crate::heap::lfh::{LfhInfo, SizeClass, SubsegmentInfo};
 use crate::heap::page_heap::PageHeapInfo;
+use crate::heap::segment_heap::SegmentHeapInfo;
 use crate::heap::{
     AnyColumn, BlockColumns, BlockKind, CorruptionKind, HeapInfo, HeapReport, NotDecoded, SegmentInfo,
     VirtualBlockInfo, BLOCK_SCHEMA,
@@ -273,6 +274,18 @@ impl Heap {
         guarded("Heap.page_heap", || Ok(self.info().page_heap.as_ref().map(PageHeap::from)))
     }
 
+    /// For a walked segment heap: its contexts, keys and totals, else None.
+    #[getter]
+    fn segment_heap(&self) -> PyResult<Option<SegmentHeap>> {
+        guarded("Heap.segment_heap", || Ok(self.info().segment_heap.clone().map(|info| SegmentHeap { info })))
+    }
+
+    /// Why a heap of a known kind was not walked (e.g. a 32-bit segment heap), else None.
+    #[getter]
+    fn not_walked(&self) -> PyResult<Option<String>> {
+        guarded("Heap.not_walked", || Ok(self.info().not_walked.clone()))
+    }
+
     /// For the NormalHeap of a page heap: that page heap's handle, else None.
     #[getter]
     fn page_heap_owner(&self) -> PyResult<Option<u64>> {
@@ -322,27 +335,43 @@ impl Heap {
 
     fn __repr__(&self) -> PyResult<String> {
         guarded("Heap.__repr__", || {
-            Ok({
-                let h = self.info();
-                match h.status.name() {
-                    "walked" => format!(
-                "Heap({:#x}, {} {}, {} segments, committed={:#x}, {} virtual blocks ({:#x} bytes), {} blocks{})",
-                h.address,
-                h.kind.name(),
-                h.arch,
-                h.segments.len(),
-                h.summary.committed,
-                h.summary.virtual_block_count,
-                h.summary.virtual_block_bytes,
-                h.blocks.len(),
-                if h.corruption_count > 0 {
-                    format!(", {} corruption records", h.corruption_count)
-                } else {
-                    String::new()
-                }
-            ),
-                    status => format!("Heap({:#x}, {} {}, {status})", h.address, h.kind.name(), h.arch),
-                }
+            let h = self.info();
+            if let Some(s) = &h.segment_heap {
+                return Ok(format!(
+                    "Heap({:#x}, segment {}, {} page segments, {} VS + {} LFH + {} page-range + {} large allocations, {} blocks{})",
+                    h.address,
+                    h.arch,
+                    s.contexts.iter().map(|c| c.segments.len()).sum::<usize>(),
+                    s.vs.count,
+                    s.lfh.count,
+                    s.page_ranges.count,
+                    s.large.count,
+                    h.blocks.len(),
+                    if h.corruption_count > 0 {
+                        format!(", {} corruption records", h.corruption_count)
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+            Ok(match h.status.name() {
+                "walked" => format!(
+                    "Heap({:#x}, {} {}, {} segments, committed={:#x}, {} virtual blocks ({:#x} bytes), {} blocks{})",
+                    h.address,
+                    h.kind.name(),
+                    h.arch,
+                    h.segments.len(),
+                    h.summary.committed,
+                    h.summary.virtual_block_count,
+                    h.summary.virtual_block_bytes,
+                    h.blocks.len(),
+                    if h.corruption_count > 0 {
+                        format!(", {} corruption records", h.corruption_count)
+                    } else {
+                        String::new()
+                    }
+                ),
+                status => format!("Heap({:#x}, {} {}, {status})", h.address, h.kind.name(), h.arch),
             })
         })
     }
@@ -540,6 +569,202 @@ impl PageHeap {
                 "PageHeap(root={:#x}, normal_heap={:#x}, {} busy blocks ({:#x} bytes), {} freed)",
                 self.root, self.normal_heap, self.busy, self.busy_bytes, self.freed
             ))
+        })
+    }
+}
+
+/// One back-end context of a segment heap (`_HEAP_SEG_CONTEXT`).
+#[pyclass(frozen, eq, module = "ntheap._core")]
+#[derive(Clone, PartialEq, Eq)]
+pub struct SegContext {
+    /// Address of the `_HEAP_SEG_CONTEXT`.
+    #[pyo3(get)]
+    address: u64,
+    /// log2 of its unit size (12: 4 KB units, 16: 64 KB units).
+    #[pyo3(get)]
+    unit_shift: u8,
+    /// The first descriptor of a page segment that describes a range.
+    #[pyo3(get)]
+    first_descriptor_index: u8,
+    /// Bytes of one page segment.
+    #[pyo3(get)]
+    segment_size: u64,
+    /// The page segments, in list order.
+    #[pyo3(get)]
+    segments: Vec<u64>,
+    /// `SegmentCount`, when its offset is known for the build.
+    #[pyo3(get)]
+    segment_count_field: Option<u64>,
+    /// Reserved bytes (segments × segment size).
+    #[pyo3(get)]
+    reserved: u64,
+    /// Committed bytes of its segments (from MemoryInfoList; None without one).
+    #[pyo3(get)]
+    committed: Option<u64>,
+}
+
+#[pymethods]
+impl SegContext {
+    fn __repr__(&self) -> PyResult<String> {
+        guarded("SegContext.__repr__", || {
+            Ok(format!(
+                "SegContext({:#x}, {} segments of {:#x} bytes, reserved={:#x}, committed={})",
+                self.address,
+                self.segments.len(),
+                self.segment_size,
+                self.reserved,
+                self.committed.map_or("?".to_string(), |c| format!("{c:#x}"))
+            ))
+        })
+    }
+}
+
+/// What the walk of one segment heap found: its layout row, keys, contexts and totals.
+#[pyclass(frozen, module = "ntheap._core")]
+pub struct SegmentHeap {
+    info: SegmentHeapInfo,
+}
+
+#[pymethods]
+impl SegmentHeap {
+    /// The layout row used, e.g. "Win11 21H2-23H2 x64 segment heap".
+    #[getter]
+    fn layout(&self) -> PyResult<Option<&'static str>> {
+        guarded("SegmentHeap.layout", || Ok(self.info.layout))
+    }
+
+    /// How the row was chosen: "build" or "validation".
+    #[getter]
+    fn layout_chosen_by(&self) -> PyResult<Option<&'static str>> {
+        guarded("SegmentHeap.layout_chosen_by", || Ok(self.info.chosen_by.map(|c| c.name())))
+    }
+
+    /// `RtlpHpHeapGlobals.HeapKey` (recovered from the page segments' signatures).
+    #[getter]
+    fn heap_key(&self) -> PyResult<Option<u64>> {
+        guarded("SegmentHeap.heap_key", || Ok(self.info.heap_key))
+    }
+
+    /// Where the HeapKey came from: "recovered" or "symbol_and_recovered".
+    #[getter]
+    fn heap_key_source(&self) -> PyResult<&'static str> {
+        guarded("SegmentHeap.heap_key_source", || Ok(self.info.heap_key_source.name()))
+    }
+
+    /// The low 32 bits of `RtlpHpHeapGlobals.LfhKey`, when the process has LFH subsegments.
+    #[getter]
+    fn lfh_key(&self) -> PyResult<Option<u32>> {
+        guarded("SegmentHeap.lfh_key", || Ok(self.info.lfh_key))
+    }
+
+    /// Where the LfhKey came from: "recovered", "symbol", "symbol_and_recovered", "not_needed", "none".
+    #[getter]
+    fn lfh_key_source(&self) -> PyResult<&'static str> {
+        guarded("SegmentHeap.lfh_key_source", || Ok(self.info.lfh_key_source.name()))
+    }
+
+    /// How the LfhKey was chosen (the search is derived, §10.6), or why there is none.
+    #[getter]
+    fn lfh_key_note(&self) -> PyResult<String> {
+        guarded("SegmentHeap.lfh_key_note", || Ok(self.info.lfh_key_note.clone()))
+    }
+
+    /// The two back-end contexts.
+    #[getter]
+    fn contexts(&self) -> PyResult<Vec<SegContext>> {
+        guarded("SegmentHeap.contexts", || {
+            Ok(self
+                .info
+                .contexts
+                .iter()
+                .map(|c| SegContext {
+                    address: c.address,
+                    unit_shift: c.unit_shift,
+                    first_descriptor_index: c.first_descriptor_index,
+                    segment_size: c.segment_size,
+                    segments: c.segments.clone(),
+                    segment_count_field: c.segment_count_field,
+                    reserved: c.reserved,
+                    committed: c.committed,
+                })
+                .collect())
+        })
+    }
+
+    /// Busy VS chunks.
+    #[getter]
+    fn vs_count(&self) -> PyResult<u64> {
+        guarded("SegmentHeap.vs_count", || Ok(self.info.vs.count))
+    }
+
+    /// Requested bytes of the busy VS chunks.
+    #[getter]
+    fn vs_user_bytes(&self) -> PyResult<u64> {
+        guarded("SegmentHeap.vs_user_bytes", || Ok(self.info.vs.user_bytes))
+    }
+
+    /// Busy segment-heap LFH blocks.
+    #[getter]
+    fn lfh_count(&self) -> PyResult<u64> {
+        guarded("SegmentHeap.lfh_count", || Ok(self.info.lfh.count))
+    }
+
+    /// Requested bytes of the busy LFH blocks.
+    #[getter]
+    fn lfh_user_bytes(&self) -> PyResult<u64> {
+        guarded("SegmentHeap.lfh_user_bytes", || Ok(self.info.lfh.user_bytes))
+    }
+
+    /// Page ranges handed to the program.
+    #[getter]
+    fn page_range_count(&self) -> PyResult<u64> {
+        guarded("SegmentHeap.page_range_count", || Ok(self.info.page_ranges.count))
+    }
+
+    /// Requested bytes of those page ranges.
+    #[getter]
+    fn page_range_user_bytes(&self) -> PyResult<u64> {
+        guarded("SegmentHeap.page_range_user_bytes", || Ok(self.info.page_ranges.user_bytes))
+    }
+
+    /// Free page ranges and their bytes.
+    #[getter]
+    fn free_ranges(&self) -> PyResult<(u64, u64)> {
+        guarded("SegmentHeap.free_ranges", || Ok((self.info.page_ranges.free_count, self.info.page_ranges.free_bytes)))
+    }
+
+    /// Large blocks (`LargeAllocMetadata`).
+    #[getter]
+    fn large_count(&self) -> PyResult<u64> {
+        guarded("SegmentHeap.large_count", || Ok(self.info.large.count))
+    }
+
+    /// Requested bytes of the large blocks.
+    #[getter]
+    fn large_user_bytes(&self) -> PyResult<u64> {
+        guarded("SegmentHeap.large_user_bytes", || Ok(self.info.large.user_bytes))
+    }
+
+    /// `LargeReservedPages` and `LargeCommittedPages` in bytes, when readable.
+    #[getter]
+    fn large_reserved_committed(&self) -> PyResult<(Option<u64>, Option<u64>)> {
+        guarded("SegmentHeap.large_reserved_committed", || Ok((self.info.large_reserved, self.info.large_committed)))
+    }
+
+    fn __repr__(&self) -> PyResult<String> {
+        guarded("SegmentHeap.__repr__", || {
+            Ok({
+                let i = &self.info;
+                format!(
+                    "SegmentHeap({}, {} VS blocks, {} LFH blocks, {} page ranges, {} large blocks, HeapKey {:#x})",
+                    i.layout.unwrap_or("?"),
+                    i.vs.count,
+                    i.lfh.count,
+                    i.page_ranges.count,
+                    i.large.count,
+                    i.heap_key.unwrap_or(0)
+                )
+            })
         })
     }
 }

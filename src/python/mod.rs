@@ -20,7 +20,7 @@ mod _core {
         StructureNotFoundError, TruncatedDumpError, UnsupportedDumpError,
     };
     #[pymodule_export]
-    use super::heap::{Heap, Lfh, PageHeap, Segment, VirtualBlock};
+    use super::heap::{Heap, Lfh, PageHeap, SegContext, Segment, SegmentHeap, VirtualBlock};
     #[pymodule_export]
     use super::scan::ScanJob;
     #[pymodule_export]

@@ -182,8 +182,9 @@ CONVENTIONS = {
             "the corruption kind). Rows without user data (free rows, containers, headers, "
             "overhead, unparsed) have user_address 0, user_size 0, unused_bytes 0; busy rows "
             "with user data have unused_bytes = size - user_size",
-    "busy": "segment_header, vs_subsegment, seg_lfh_subsegment: busy; overhead: busy (as its "
-            "container); free_range, free vs_block / seg_lfh_block, unparsed: not busy",
+    "busy": "segment_header, vs_subsegment, seg_lfh_subsegment: busy; overhead: not busy "
+            "(bookkeeping, as in lfh.py and pageheap.py); free_range, free vs_block / "
+            "seg_lfh_block, unparsed: not busy",
     "damage": "a committed page absent from the dump inside a VS subsegment starts at a chunk "
               "header: rows stop there and one unparsed row (corrupt not_captured) covers the rest "
               "of the subsegment; a decommitted page lies inside a free chunk's body (the walk "
@@ -981,7 +982,10 @@ class SegmentHeap:
         if not V.known or self.ntdll is None:
             return []
         base, size = self.ntdll
-        out = [base + 0x2F1A0 + 0x1C4 * i for i in range(len(V.callbacks))]
+        # Inside ntdll's image; the small stand-in ntdll of tests/pdb gets offsets that fit it.
+        first = 0x2F1A0 if size > 0x40000 else 0x1000
+        step = 0x1C4 if size > 0x40000 else 0x40
+        out = [base + first + step * i for i in range(len(V.callbacks))]
         if len(out) == 6:
             out[-1] = 0                       # an absent optional callback stays 0
         assert all(base <= f < base + size for f in out if f)
@@ -1115,7 +1119,7 @@ class SegmentHeap:
         out = [R(r.kind, S, r.nbytes, busy=True, segment=seg)]
         kid = dict(segment=seg, parent=S, level=1)
         if r.kind == "vs_subsegment":
-            out.append(R("overhead", S, VS_FIRST_CHUNK, busy=True, **kid))
+            out.append(R("overhead", S, VS_FIRST_CHUNK, busy=False, **kid))
             for c in r.chunks:
                 hdr = S + c.offset
                 if not self._captured(hdr, VS_CHUNK_HEADER):
@@ -1131,7 +1135,7 @@ class SegmentHeap:
                     out.append(R("vs_block", hdr, c.size, busy=False, **kid))
             return out
         fbo, bs = r.first_block_offset, r.block_size
-        out.append(R("overhead", S, fbo, busy=True, **kid))
+        out.append(R("overhead", S, fbo, busy=False, **kid))
         for i, blk in enumerate(r.blocks):
             at = S + fbo + i * bs
             if blk.busy:
@@ -1142,7 +1146,7 @@ class SegmentHeap:
                 out.append(R("seg_lfh_block", at, bs, busy=False, **kid))
         tail = S + fbo + len(r.blocks) * bs
         if tail < r.end:
-            out.append(R("overhead", tail, r.end - tail, busy=True, **kid))
+            out.append(R("overhead", tail, r.end - tail, busy=False, **kid))
         return out
 
     def rows(self) -> list[dict]:

@@ -376,3 +376,70 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))
+
+
+# ---------------------------------------------------------------------------------------------
+# The same segment heap with the real ntdll stand-in of tests/pdb mapped (ntdll.py), whose
+# RtlpHpHeapGlobals holds the heap's keys: a reader given tests/pdb/ntdll_x64 as its symbol path
+# reads HeapKey (+0) and LfhKey (+8, doc 10) through the PDB and checks them against the ones it
+# recovers.
+
+def _segheap_with_ntdll(name: str, doc: str, *, lfh_value: str) -> tuple[DumpBuilder, dict]:
+    import random
+
+    from .ntdll import add_ntdll_pdb_module
+    from .ntdll_scenarios import PROCESS_HEAPS_ARRAY_X64
+
+    build, arch = 22631, "x64"
+    plan = _HEAP_PLAN[arch]
+    seed = 0x5E9000 + build + 0x51
+    rng = random.Random(seed)           # SegmentHeap draws HeapKey, then LfhKey, from its seed
+    heap_key = rng.getrandbits(64) or 1
+    lfh_key = rng.getrandbits(32) or 1
+    lfh_symbol = (0x7A11 << 32 | lfh_key) if lfh_value == "key" else (lfh_key ^ 0x00F0F000)
+    timestamp = 1_710_100_000
+    b = DumpBuilder(arch=arch, os_version=(10, 0, build), csd_version="", timestamp=timestamp,
+                    pid=0x3351, process_create_time=timestamp - 900, number_of_processors=4)
+    exe = b.add_module(path=r"C:\Program Files\Leaky\leaky.exe", base=plan["exe"], size=0x26000,
+                       file_version=(1, 4, 2, 0), timestamp=0x62A1B2C3,
+                       pdb_name=r"C:\build\leaky\Release\leaky.pdb", pdb_guid=GUID_EXE, pdb_age=3)
+    facts = add_ntdll_pdb_module(b, arch, plan["ntdll"], file_version=SEG_OS[build],
+                                 values={"RtlpHpHeapGlobals.HeapKey": heap_key,
+                                         "RtlpHpHeapGlobals.LfhKey": lfh_symbol})
+    b.add_image_regions(exe)
+    p = Process(b, peb=plan["peb"], image_base=exe.base, ldr=plan["ldr"], nt_global_flag=0,
+                heaps=[SEG_PLAN["seg_heap"], SEG_PLAN["nt_heap"]], max_heaps=16,
+                process_heaps_array=PROCESS_HEAPS_ARRAY_X64)
+    teb, (stack, _size) = plan["tebs"][0], plan["stacks"][0]
+    p.add_thread(0x2C48, teb=teb, stack_start=stack, stack_size=0x1000)
+    h = SegmentHeap(b, SEG_PLAN["seg_heap"], build=build, seed=seed,
+                    ntdll=(facts["base"], facts["size"]))
+    assert (h.heap_key, h.lfh_key) == (heap_key, lfh_key)
+    _standard_fill(h, SEG_PLAN["ctx0"][0], SEG_PLAN["ctx1"])
+    h.finish()
+    nt = _nt_heap(b, SEG_PLAN["nt_heap"], build)
+    b, exp = _finish_seg(name, doc, b, p, h, [h.expected(), nt])
+    exp["ntdll_pdb"] = facts
+    exp["symbol_heap_key"] = heap_key
+    exp["symbol_lfh_key"] = lfh_symbol & 0xFFFFFFFF
+    return b, exp
+
+
+def segheap_symbol_keys_x64() -> tuple[DumpBuilder, dict]:
+    """Windows 11 23H2 segment heap with the ntdll stand-in mapped; RtlpHpHeapGlobals holds the
+    heap's HeapKey and LfhKey: read through the PDB, both agree with the recovered keys."""
+    return _segheap_with_ntdll("segheap_symbol_keys_x64", segheap_symbol_keys_x64.__doc__ or "",
+                               lfh_value="key")
+
+
+def segheap_symbol_keys_wrong_x64() -> tuple[DumpBuilder, dict]:
+    """As segheap_symbol_keys_x64, but RtlpHpHeapGlobals.LfhKey holds another value that does not
+    decode the LFH subsegments: the disagreement is recorded and the recovered key is used."""
+    return _segheap_with_ntdll("segheap_symbol_keys_wrong_x64",
+                               segheap_symbol_keys_wrong_x64.__doc__ or "", lfh_value="other")
+
+
+SEGHEAP_SCENARIOS.update({
+    "segheap_symbol_keys_x64": segheap_symbol_keys_x64,
+    "segheap_symbol_keys_wrong_x64": segheap_symbol_keys_wrong_x64,
+})

@@ -24,12 +24,17 @@ ALLOCATION_KINDS = {"backend", "virtual", "lfh_block", "dph_block", "dph_normal_
                     "seg_lfh_block", "large_block"}
 
 
+def _expected_rows(h: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The rows the builder lists for a heap (NT and page heaps: ``blocks``; segment heaps: ``rows``)."""
+    return h.get("blocks") or h.get("rows") or []
+
+
 def _model_fixtures() -> List[str]:
     names = []
     for js in sorted(FIXTURES.glob("*.json")):
         exp = json.loads(js.read_text())
         heaps = exp.get("heaps", []) + exp.get("heaps32", [])
-        if any(h.get("blocks") and "level" in h["blocks"][0] for h in heaps if isinstance(h, dict)):
+        if any(_expected_rows(h) and "level" in _expected_rows(h)[0] for h in heaps if isinstance(h, dict)):
             names.append(js.stem)
     return names
 
@@ -59,16 +64,16 @@ def test_rows_match_the_builder(name: str) -> None:
     table = dump.blocks()
     stacks = dump.stacks()
     address = table["address"]
-    heaps = [h for h in exp.get("heaps", []) + exp.get("heaps32", []) if isinstance(h, dict) and h.get("blocks")]
+    heaps = [h for h in exp.get("heaps", []) + exp.get("heaps32", []) if isinstance(h, dict) and _expected_rows(h)]
     assert heaps
     clean = not exp.get("corruption")
     for h in heaps:
-        if "level" not in h["blocks"][0]:
+        if "level" not in _expected_rows(h)[0]:
             continue
         if not (clean and not h.get("corruption")):
             continue  # the builder lists the blocks it wrote, not what a walk of damage yields
         got = sorted(_rows(table, h["address"]), key=_key)
-        want = sorted(h["blocks"], key=_key)
+        want = sorted(_expected_rows(h), key=_key)
         assert [(r["address"], r["size"]) for r in got] == [(r["address"], r["size"]) for r in want], (
             f"heap {h['address']:#x}: row extents differ"
         )

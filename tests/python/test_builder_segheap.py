@@ -261,7 +261,8 @@ def list_walk(d: Dump, head: int) -> tuple[list[int], str]:
 def test_segheap_scenarios_exist():
     want = {"segheap_win10_1709_x64", "segheap_win10_1803_x64", "segheap_win10_1809_x64",
             "segheap_win10_2004_x64", "segheap_win11_23h2_x64", "segheap_win11_24h2_x64",
-            "segheap_damaged_x64", "segheap_unknown_build_x64", "segheap_x86"}
+            "segheap_damaged_x64", "segheap_unknown_build_x64", "segheap_x86",
+            "segheap_symbol_keys_x64", "segheap_symbol_keys_wrong_x64"}
     assert want == set(SEG_SCEN)
 
 
