@@ -14,7 +14,7 @@ secs=${1:?seconds per target}
 shift
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(open_read discover dump_all walk_nt walk_lfh walk_page_heap stacks allocation_at exports pdb)
+    targets=(open_read discover dump_all walk_nt walk_lfh walk_page_heap walk_segment_heap stacks allocation_at exports pdb)
 fi
 if [ ! -d fuzz/seeds ]; then
     NTHEAP_FUZZ_SEEDS_OUT="$PWD/fuzz/seeds" cargo test --release --quiet --test fuzz_corpora -- --ignored write_seeds

@@ -46,13 +46,14 @@ const RANGE: usize = 12;
 pub type Target = fn(&[u8]);
 
 /// Every fuzz target, by name (the names of `fuzz/fuzz_targets/*.rs`).
-pub const TARGETS: [(&str, Target); 10] = [
+pub const TARGETS: [(&str, Target); 11] = [
     ("open_read", open_read),
     ("discover", discover),
     ("dump_all", dump_all),
     ("walk_nt", walk_nt),
     ("walk_lfh", walk_lfh),
     ("walk_page_heap", walk_page_heap),
+    ("walk_segment_heap", walk_segment_heap),
     ("stacks", stacks),
     ("allocation_at", allocation_at),
     ("exports", exports),
@@ -332,6 +333,15 @@ pub fn walk_page_heap(data: &[u8]) {
     summaries(&heap::walk_heap(&img.mem, &r, img.build));
 }
 
+/// A segment heap (page segments, VS and LFH subsegments, page ranges, large blocks, key
+/// recovery).
+pub fn walk_segment_heap(data: &[u8]) {
+    let Some((img, report)) = walk_image(data) else { return };
+    summaries(&report);
+    let stacks = StackTable::collect(&img.mem, &report);
+    probe_allocations(&report, &stacks, None);
+}
+
 /// The `+ust` stack table of a walked heap.
 pub fn stacks(data: &[u8]) {
     let Some((img, report)) = walk_image(data) else { return };
@@ -421,6 +431,7 @@ pub fn image_seeds(dump: &Dump) -> Vec<(&'static str, Vec<u8>)> {
         for h in refs.iter().take(16) {
             let target = match heap::discover::classify(mem, h.address, h.arch) {
                 Some((HeapKind::Page, _)) => "walk_page_heap",
+                Some((HeapKind::Segment, _)) => "walk_segment_heap",
                 Some((HeapKind::Nt, _)) => {
                     let r = heap::walk_heap(mem, h, build);
                     if r.heaps.first().is_some_and(|i| i.lfh.is_some()) {
