@@ -330,3 +330,19 @@ def test_h11_peb_claims_2_32_heaps(tmp_path: Path) -> None:
     assert [t for _, k, t in got if k == "Inconsistent"] == [f"PEB: {dump.peb.process_heaps_problem}"]
     assert len([t for _, k, t in got if k == "BadLink" and "is null" in t]) == slots - len(peb["heaps"])
     assert walked_busy(dump) == busy_total(exp)
+
+
+def test_h12_cyclic_page_heap_next_heap_list(tmp_path: Path) -> None:
+    """H12. The second page heap's `NextHeap.Flink` points back at itself: ListLoop at that
+    entry, recorded once; both page heaps and their NormalHeaps walked."""
+    src, exp = fixture("pageheap_two_heaps_x64")
+    pages = [h for h in exp["heaps"] if h["type"] == "page"]
+    entry = pages[1]["next_heap"]["address"]
+    d = Minidump.load(src)
+    d.write(entry, entry, 8)
+    dump = opened(d, tmp_path, "nextheap")
+    assert [(a, k) for a, k, _ in records(dump) if k == "ListLoop"] == [(entry, "ListLoop")]
+    got = {h.address: h for h in dump.heaps}
+    for p in pages:
+        assert got[p["address"]].page_heap.busy == p["busy_count"]
+        assert got[p["normal_heap"]].status == "walked"
