@@ -195,21 +195,19 @@ impl Peb {
 
     fn __repr__(&self) -> PyResult<String> {
         guarded("Peb.__repr__", || {
-            Ok({
-                let heaps = match &self.process_heaps {
-                    Some(h) => format!("[{}]", h.iter().map(|a| format!("{a:#x}")).collect::<Vec<_>>().join(", ")),
-                    None => "not captured".to_owned(),
-                };
-                format!(
-                    "Peb({}, address={:#x}, nt_global_flag={:#x} {:?}, process_heap={:#x}, heaps={})",
-                    self.arch,
-                    self.address,
-                    self.nt_global_flag,
-                    self.global_flags()?,
-                    self.process_heap,
-                    heaps
-                )
-            })
+            let heaps = match &self.process_heaps {
+                Some(h) => format!("[{}]", h.iter().map(|a| format!("{a:#x}")).collect::<Vec<_>>().join(", ")),
+                None => "not captured".to_owned(),
+            };
+            Ok(format!(
+                "Peb({}, address={:#x}, nt_global_flag={:#x} {:?}, process_heap={:#x}, heaps={})",
+                self.arch,
+                self.address,
+                self.nt_global_flag,
+                self.global_flags()?,
+                self.process_heap,
+                heaps
+            ))
         })
     }
 }
@@ -575,19 +573,17 @@ impl PyDump {
 
     fn __repr__(&self) -> PyResult<String> {
         guarded("Dump.__repr__", || {
-            Ok({
-                let info = self.inner.info();
-                format!(
-                    "<ntheap.Dump {:?}: {} Windows {}{}, pid {}, {} modules, {} threads>",
-                    self.path.display().to_string(),
-                    self.arch()?,
-                    self.os_version()?,
-                    if self.is_wow64()? { " WOW64" } else { "" },
-                    info.pid.map_or("?".to_owned(), |p| p.to_string()),
-                    info.modules.len(),
-                    info.threads.len()
-                )
-            })
+            let info = self.inner.info();
+            Ok(format!(
+                "<ntheap.Dump {:?}: {} Windows {}{}, pid {}, {} modules, {} threads>",
+                self.path.display().to_string(),
+                self.arch()?,
+                self.os_version()?,
+                if self.is_wow64()? { " WOW64" } else { "" },
+                info.pid.map_or("?".to_owned(), |p| p.to_string()),
+                info.modules.len(),
+                info.threads.len()
+            ))
         })
     }
 }

@@ -297,14 +297,12 @@ impl Heap {
     #[getter]
     fn warnings(&self) -> PyResult<Vec<(String, u64, u64, String)>> {
         guarded("Heap.warnings", || {
-            Ok({
-                let me = self.info().address;
-                crate::heap::summary::warnings(&self.report)
-                    .into_iter()
-                    .filter(|w| w.heap == me)
-                    .map(|w| (w.what, w.count, w.bytes, w.message))
-                    .collect()
-            })
+            let me = self.info().address;
+            Ok(crate::heap::summary::warnings(&self.report)
+                .into_iter()
+                .filter(|w| w.heap == me)
+                .map(|w| (w.what, w.count, w.bytes, w.message))
+                .collect())
         })
     }
 
@@ -499,23 +497,21 @@ impl Lfh {
 
     fn __repr__(&self) -> PyResult<String> {
         guarded("Lfh.__repr__", || {
-            Ok({
-                let l = self.info();
-                let live = l.subsegments.iter().filter(|s| !s.is_retired()).count();
-                let state = match (l.not_decoded, l.key) {
-                    (Some(r), _) => format!("not decoded: {}", r.name()),
-                    (None, Some(k)) => format!("key={k:#010x} ({})", l.key_source.name()),
-                    (None, None) => "no key needed".to_string(),
-                };
-                let retired = l.subsegments.len() - live;
-                format!(
-                    "Lfh({:#x}, heap={:#x}, {state}, {} zones, {live} subsegments{})",
-                    l.address,
-                    self.heap()?,
-                    l.zones.len(),
-                    if retired == 0 { String::new() } else { format!(" (+{retired} retired)") }
-                )
-            })
+            let l = self.info();
+            let live = l.subsegments.iter().filter(|s| !s.is_retired()).count();
+            let state = match (l.not_decoded, l.key) {
+                (Some(r), _) => format!("not decoded: {}", r.name()),
+                (None, Some(k)) => format!("key={k:#010x} ({})", l.key_source.name()),
+                (None, None) => "no key needed".to_string(),
+            };
+            let retired = l.subsegments.len() - live;
+            Ok(format!(
+                "Lfh({:#x}, heap={:#x}, {state}, {} zones, {live} subsegments{})",
+                l.address,
+                self.heap()?,
+                l.zones.len(),
+                if retired == 0 { String::new() } else { format!(" (+{retired} retired)") }
+            ))
         })
     }
 }
@@ -753,18 +749,16 @@ impl SegmentHeap {
 
     fn __repr__(&self) -> PyResult<String> {
         guarded("SegmentHeap.__repr__", || {
-            Ok({
-                let i = &self.info;
-                format!(
-                    "SegmentHeap({}, {} VS blocks, {} LFH blocks, {} page ranges, {} large blocks, HeapKey {:#x})",
-                    i.layout.unwrap_or("?"),
-                    i.vs.count,
-                    i.lfh.count,
-                    i.page_ranges.count,
-                    i.large.count,
-                    i.heap_key.unwrap_or(0)
-                )
-            })
+            let i = &self.info;
+            Ok(format!(
+                "SegmentHeap({}, {} VS blocks, {} LFH blocks, {} page ranges, {} large blocks, HeapKey {:#x})",
+                i.layout.unwrap_or("?"),
+                i.vs.count,
+                i.lfh.count,
+                i.page_ranges.count,
+                i.large.count,
+                i.heap_key.unwrap_or(0)
+            ))
         })
     }
 }

@@ -31,12 +31,10 @@ impl ScanJob {
     #[pyo3(signature = (paths, workers=None, symbol_path=None))]
     fn new(paths: Vec<PathBuf>, workers: Option<usize>, symbol_path: Option<String>) -> PyResult<Self> {
         guarded("ScanJob.new", || {
-            Ok({
-                let done = Arc::new(AtomicUsize::new(0));
-                let (p, d) = (paths.clone(), Arc::clone(&done));
-                let handle = std::thread::spawn(move || scan(&p, workers, symbol_path.as_deref(), &d));
-                ScanJob { paths, done, handle: Mutex::new(Some(handle)), results: Mutex::new(None) }
-            })
+            let done = Arc::new(AtomicUsize::new(0));
+            let (p, d) = (paths.clone(), Arc::clone(&done));
+            let handle = std::thread::spawn(move || scan(&p, workers, symbol_path.as_deref(), &d));
+            Ok(ScanJob { paths, done, handle: Mutex::new(Some(handle)), results: Mutex::new(None) })
         })
     }
 
