@@ -138,3 +138,21 @@ fn write_seeds() {
         }
     }
 }
+
+/// The campaign's PDB findings: inputs on which the `pdb` crate itself panics in a build with
+/// debug assertions (an overflowing `u32` sum of DBI substream sizes, `dbi.rs:619`; an
+/// overflowing section address in the OMAP translation, `omap.rs:443`; an `unreachable!` for an
+/// unknown numeric leaf prefix, `common.rs:884`; a release build wraps or returns an error
+/// instead). `symbols::pdb` contains the panic: the file is reported as unreadable, so the
+/// symbolizer falls back to exports.
+#[test]
+fn pdb_crate_panics_are_contained() {
+    let inputs = files(&root().join("tests/fixtures/fuzz/pdb"), "pdb");
+    assert_eq!(inputs.len(), 3);
+    for p in inputs {
+        let got = ntheap::symbols::pdb::parse_bytes(std::fs::read(&p).unwrap());
+        if cfg!(debug_assertions) {
+            assert!(got.is_err(), "{}: {:?}", p.display(), got.map(|(id, _)| id));
+        }
+    }
+}
