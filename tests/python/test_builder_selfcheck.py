@@ -99,9 +99,12 @@ def load(name: str) -> tuple[Parsed, dict]:
 
 # --------------------------------------------------------------- fixtures
 def _tree(root: str) -> list[str]:
-    """Relative paths of the .dmp/.json files under root (subfolders included)."""
+    """Relative paths of the .dmp/.json files under root (subfolders included), but for
+    fuzz/: the fuzz campaign's regression inputs, which the builder does not write."""
     out = []
-    for folder, _dirs, files in os.walk(root):
+    for folder, dirs, files in os.walk(root):
+        if folder == root and "fuzz" in dirs:
+            dirs.remove("fuzz")
         for f in files:
             if f.endswith((".dmp", ".json")):
                 out.append(os.path.relpath(os.path.join(folder, f), root))
