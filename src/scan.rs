@@ -48,19 +48,19 @@ pub struct DumpScan {
 pub fn scan_one(path: &Path, symbol_path: Option<&str>) -> Result<DumpScan> {
     let dump = Dump::open(path)?;
     let report = heap::walk(&dump)?;
-    let (block_stack_id, stack_keys) = crate::stacks::stack_keys(&dump, &report, symbol_path);
+    let (stacks, stack_keys) = crate::stacks::stack_keys(&dump, &report, symbol_path);
     let b = &report.blocks;
     let mut out = BusyBlocks::default();
     for i in 0..b.len() {
         if !b.is_allocation[i] {
             continue;
         }
-        out.heap.push(b.heap[i]);
+        out.heap.push(report.heap_of_row(i).map_or(0, |h| report.heaps[h].address));
         out.address.push(b.address[i]);
         out.user_address.push(b.user_address[i]);
         out.user_size.push(b.user_size[i]);
         out.kind.push(b.kind[i]);
-        out.stack_id.push(block_stack_id.get(i).copied().unwrap_or(-1));
+        out.stack_id.push(stacks.stack_of_row(i));
     }
     Ok(DumpScan { timestamp: dump.info().timestamp, pid: dump.info().pid, blocks: out, stack_keys })
 }

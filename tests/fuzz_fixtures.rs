@@ -187,7 +187,7 @@ fn exercise(bytes: Vec<u8>) {
     let stacks = StackTable::collect(dump.memory(), &report);
     let table = sym.symbolize_table(&stacks);
     assert_eq!(table.keys.len(), stacks.len());
-    let index = BlockIndex::new(&report);
+    let index = BlockIndex::new(&report, &report.blocks.refs());
     let b = &report.blocks;
     let mut probes: Vec<u64> = (0..b.len()).step_by(7).flat_map(|i| [b.address[i], b.user_address[i]]).collect();
     probes.extend([0, u64::MAX, 0x7fff_ffff]);
@@ -196,7 +196,7 @@ fn exercise(bytes: Vec<u8>) {
         probes.extend(h.virtual_blocks.iter().map(|v| v.user_address));
     }
     for a in probes {
-        if let Some(found) = Allocation::find(&report, &stacks, &index, a) {
+        if let Some(found) = Allocation::find(&report, &report.blocks.refs(), &stacks, &index, a) {
             let frames = sym.symbolize_all(stacks.frames_of(found.stack_id));
             let _ = found.windbg_text(&frames, Some("coreclr.dll"));
         }

@@ -24,6 +24,7 @@ __all__ = [
     "TruncatedDumpError",
     "UnsupportedDumpError",
     "Heap",
+    "BlockSource",
     "Lfh",
     "PageHeap",
     "SegContext",
@@ -48,12 +49,10 @@ GLOBAL_FLAGS: List[Tuple[int, str]]
 BLOCK_KINDS: List[Tuple[int, str]]
 CORRUPTION_KINDS: List[Tuple[int, str]]
 NOT_DECODED: List[Tuple[int, str]]
-BLOCK_SCHEMA: List[Tuple[str, str, str]]
+BLOCK_SCHEMA: List[Tuple[str, str, str, bool]]
 
 # BEGIN GENERATED: block columns (python -m ntheap._schema --write)
 class _BlockColumns(TypedDict):
-    heap: npt.NDArray[np.uint64]
-    segment: npt.NDArray[np.uint64]
     address: npt.NDArray[np.uint64]
     user_address: npt.NDArray[np.uint64]
     size: npt.NDArray[np.uint64]
@@ -63,12 +62,10 @@ class _BlockColumns(TypedDict):
     flags: npt.NDArray[np.uint8]
     unused_bytes: npt.NDArray[np.uint32]
     corruption: npt.NDArray[np.uint8]
-    stack_trace_entry: npt.NDArray[np.uint64]
     parent: npt.NDArray[np.int32]
     level: npt.NDArray[np.uint8]
     is_allocation: npt.NDArray[np.bool_]
     not_decoded: npt.NDArray[np.uint8]
-    stack_id: npt.NDArray[np.int32]
 # END GENERATED: block columns
 STACK_PROBLEM_KINDS: List[Tuple[int, str]]
 FRAME_SOURCES: List[Tuple[int, str]]
@@ -223,7 +220,7 @@ class Dump:
     def _region_columns(self) -> Dict[str, np.ndarray]: ...
     @property
     def heaps(self) -> List[Heap]: ...
-    def _block_columns(self) -> _BlockColumns: ...
+    def _block_source(self) -> BlockSource: ...
     def _corruption_columns(self) -> Dict[str, Any]: ...
     def heap_summary_text(self) -> str: ...
     def _stack_columns(self) -> Dict[str, Any]: ...
@@ -410,6 +407,19 @@ class Heap:
     @property
     def corruption_count(self) -> int: ...
     def blocks(self) -> Table: ...
+    @property
+    def block_range(self) -> Tuple[int, int]: ...
+
+@final
+class BlockSource:
+    def columns(self) -> _BlockColumns: ...
+    def heap_codes(self) -> npt.NDArray[np.uint16]: ...
+    def heaps(self) -> List[int]: ...
+    def segment_codes(self) -> npt.NDArray[np.uint32]: ...
+    def segments(self) -> List[int]: ...
+    def stack_trace_entry(self) -> npt.NDArray[np.uint64]: ...
+    def stack_id(self) -> npt.NDArray[np.int32]: ...
+    def __len__(self) -> int: ...
 
 @final
 class Lfh:

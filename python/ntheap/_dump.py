@@ -9,7 +9,8 @@ import numpy as np
 
 from . import _core
 from .stacks import StackTable
-from .table import Table
+from ._schema import BLOCK_COLUMNS
+from .table import Table, categorical
 from .winconst import MEM_STATE, MEM_TYPE, decode, decode_protect
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -128,7 +129,7 @@ class Dump(_core.Dump):
             >>> df = dump.blocks().to_pandas()  # doctest: +SKIP
             >>> df[df.is_allocation].groupby("kind_name").user_size.sum()  # doctest: +SKIP
         """
-        return block_table(self._block_columns())
+        return block_table(self._block_source())
 
     def stacks(self) -> StackTable:
         """The +ust allocation stacks: one entry per distinct frame sequence, symbolized.
@@ -197,14 +198,52 @@ def lfh_subsegment_table(columns: Mapping[str, Any]) -> Table:
     return Table("lfh_subsegments", dict(columns), decoders={"not_decoded": decode(NOT_DECODED_NAMES)})
 
 
-def block_table(columns: Mapping[str, Any]) -> Table:
-    """The block columns as a Table whose DataFrame names kinds and corruption."""
-    return Table(
+def block_table(source: "_core.BlockSource", start: int = 0, stop: Optional[int] = None) -> Table:
+    """The block columns of a dump as a Table (rows ``start:stop``): the stored columns are the
+    dump's own read-only arrays (no copy), ``heap``, ``segment``, ``stack_trace_entry`` and
+    ``stack_id`` are computed on first use, and the DataFrame names kinds, corruption and
+    not-decoded reasons as categoricals and shows ``heap``/``segment`` as categoricals of
+    addresses."""
+    import_pd = _lazy_pandas
+    columns = source.columns()
+    cache: Dict[str, np.ndarray] = {}
+
+    def codes(name: str) -> np.ndarray:
+        if name not in cache:
+            cache[name] = source.heap_codes() if name == "heap" else source.segment_codes()
+        return cache[name]
+
+    def addresses(name: str) -> np.ndarray:
+        values = source.heaps() if name == "heap" else source.segments()
+        return np.asarray(values, dtype=np.uint64)
+
+    def as_categorical(name: str) -> Any:
+        pd = import_pd()
+        cats = addresses(name)
+        uniq, inverse = np.unique(cats, return_inverse=True)
+        return pd.Categorical.from_codes(inverse.astype(np.int32)[codes(name)], categories=uniq)
+
+    table = Table(
         "blocks",
         dict(columns),
         decoders={
-            "kind": decode(BLOCK_KIND_NAMES),
-            "corruption": decode(CORRUPTION_NAMES),
-            "not_decoded": decode(NOT_DECODED_NAMES),
+            "kind": categorical(BLOCK_KIND_NAMES),
+            "corruption": categorical(CORRUPTION_NAMES),
+            "not_decoded": categorical(NOT_DECODED_NAMES),
         },
+        lazy={
+            "heap": lambda: addresses("heap")[codes("heap")],
+            "segment": lambda: addresses("segment")[codes("segment")],
+            "stack_trace_entry": source.stack_trace_entry,
+            "stack_id": source.stack_id,
+        },
+        order=BLOCK_COLUMNS,
+        pandas={"heap": lambda: as_categorical("heap"), "segment": lambda: as_categorical("segment")},
     )
+    return table if start == 0 and stop is None else table.slice(start, len(table) if stop is None else stop)
+
+
+def _lazy_pandas() -> Any:
+    import pandas as pd
+
+    return pd

@@ -763,14 +763,14 @@ impl LfhPlan {
         for n in 0..g.count {
             let blk = blocks_start + n * g.stride;
             let mut r = child(BlockKind::LfhBlock, blk, g.block_bytes);
-            self.decode_block(mem, l, ub, blk, n, &bitmap, &mut r, rec);
+            let trace = self.decode_block(mem, l, ub, blk, n, &bitmap, &mut r, rec);
             if r.busy {
                 counts.0 += 1;
                 counts.1 = counts.1.saturating_add(r.user_size);
             } else {
                 counts.2 += 1;
             }
-            sink.push(r);
+            sink.push_traced(r, trace);
             let next = if n + 1 < g.count { blk + g.stride } else { end };
             let blk_end = blk + g.block_bytes;
             if next > blk_end {
@@ -804,7 +804,8 @@ impl LfhPlan {
         Some((0..count as usize).map(|i| bytes[i / 8] >> (i % 8) & 1 == 1).collect())
     }
 
-    /// Fill a block row: busy state, user span, unused bytes, +ust trace, E2 check.
+    /// Fill a block row: busy state, user span, unused bytes, E2 check; returns its +ust trace
+    /// entry (0 if none).
     #[allow(clippy::too_many_arguments)]
     fn decode_block(
         &self,
@@ -816,15 +817,16 @@ impl LfhPlan {
         bitmap: &Option<Vec<bool>>,
         r: &mut BlockRow,
         rec: &mut Recorder<'_>,
-    ) {
+    ) -> u64 {
         let a = self.arch;
+        let mut trace_entry = 0;
         let header = mem.read(blk, l.block_header).ok();
         let Some(header) = header else {
             // The header is not captured: the bitmap alone says whether it is busy.
             r.busy = bitmap.as_ref().is_some_and(|b| b[n as usize]);
             r.corruption = CorruptionKind::NotCaptured.code();
             r.is_allocation = BlockKind::LfhBlock.is_allocation(r.busy);
-            return;
+            return 0;
         };
         let unused_byte = header[usize::from(l.block_unused_bytes)];
         let code = u32::from_le_bytes(header[usize::from(l.block_code)..][..4].try_into().expect("4 bytes"));
@@ -860,13 +862,13 @@ impl LfhPlan {
         r.is_allocation = BlockKind::LfhBlock.is_allocation(r.busy);
         if !r.busy {
             r.unused_bytes = u32::from(unused_byte);
-            return;
+            return 0;
         }
         let size = r.size;
         let (user_address, unused) = if self.ust && unused_byte == UNUSED_BYTES_UST_BUSY {
             let trace = mem.read_ptr(a, at(blk, l.ust_trace_pointer)).ok();
             let extra = mem.read_u16(at(blk, l.ust_extra)).ok().map(u64::from);
-            r.stack_trace_entry = trace.filter(|&t| !super::entry::is_no_trace(t)).unwrap_or(0);
+            trace_entry = trace.filter(|&t| !super::entry::is_no_trace(t)).unwrap_or(0);
             (at(blk, l.ust_user_data), extra)
         } else if unused_byte == UNUSED_BYTES_OVERFLOW {
             let v = match a {
@@ -893,6 +895,7 @@ impl LfhPlan {
                 r.unused_bytes = u32::MAX;
             }
         }
+        trace_entry
     }
 }
 

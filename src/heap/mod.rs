@@ -39,7 +39,10 @@ pub(crate) mod testing;
 
 use std::ops::Range;
 
-pub use columns::{AnyColumn, BlockColumns, BlockKind, BlockRow, ColumnSpec, NotDecoded, BLOCK_SCHEMA};
+pub use columns::{
+    AnyColumn, AnyColumnRef, BlockColumns, BlockKind, BlockRefs, BlockRow, ColumnSpec, NotDecoded, Traces, BLOCK_SCHEMA,
+    DERIVED_COLUMNS,
+};
 pub use corruption::{Corruption, CorruptionKind};
 pub use discover::{discover, ChosenBy, Discovery, HeapKind, HeapRef, LayoutChoice};
 pub use segment::{SegmentInfo, UcrRange};
@@ -144,6 +147,8 @@ pub struct HeapInfo {
     pub segments: Vec<SegmentInfo>,
     /// The `VirtualAllocdBlocks` entries, in list order.
     pub virtual_blocks: Vec<VirtualBlockInfo>,
+    /// For each of `virtual_blocks`, its row in [`HeapReport::blocks`].
+    pub virtual_rows: Vec<usize>,
     /// The LFH front end, when `FrontEndHeapType` is 2.
     pub lfh: Option<lfh::LfhInfo>,
     /// For a page heap: what its root says.
@@ -186,6 +191,7 @@ impl HeapInfo {
             lock_contention: None,
             segments: Vec::new(),
             virtual_blocks: Vec::new(),
+            virtual_rows: Vec::new(),
             lfh: None,
             page_heap: None,
             page_heap_owner: r.page_heap_owner,
@@ -209,6 +215,14 @@ pub struct HeapReport {
     pub corruption: Vec<Corruption>,
     /// The LFH key of each process half that has LFH containers.
     pub lfh_keys: Vec<LfhKeyReport>,
+    /// The `_RTL_STACK_TRACE_ENTRY` of the rows that have one.
+    pub traces: Traces,
+    /// What could not be attributed, per heap (see [`summary::warnings`]).
+    pub warnings: Vec<summary::Warning>,
+    /// Runs of rows that belong to one segment (NT: a `_HEAP_SEGMENT`; segment heap: a page
+    /// segment), ascending and disjoint: `(rows, segment address)`. A row in no run has no
+    /// segment (virtual blocks, large blocks, page-heap blocks).
+    pub segment_runs: Vec<(Range<usize>, u64)>,
 }
 
 impl HeapReport {
@@ -217,22 +231,48 @@ impl HeapReport {
         self.heaps.iter().find(|h| h.address == address)
     }
 
+    /// The heap (its index in [`Self::heaps`]) that row `row` belongs to.
+    pub fn heap_of_row(&self, row: usize) -> Option<usize> {
+        let i = self.heaps.partition_point(|h| h.blocks.end <= row);
+        self.heaps.get(i).filter(|h| h.blocks.contains(&row)).map(|_| i)
+    }
+
+    /// The segment address of row `row` (0 when it is in no segment).
+    pub fn segment_of_row(&self, row: usize) -> u64 {
+        let i = self.segment_runs.partition_point(|r| r.0.end <= row);
+        self.segment_runs.get(i).filter(|r| r.0.contains(&row)).map_or(0, |r| r.1)
+    }
+
+    /// Every row's heap address, as one column.
+    pub fn heap_column(&self) -> Vec<u64> {
+        let mut v = vec![0; self.rows()];
+        for h in &self.heaps {
+            if let Some(s) = v.get_mut(h.blocks.clone()) {
+                s.fill(h.address);
+            }
+        }
+        v
+    }
+
+    /// Every row's segment address, as one column.
+    pub fn segment_column(&self) -> Vec<u64> {
+        let mut v = vec![0; self.rows()];
+        for (rows, seg) in &self.segment_runs {
+            if let Some(s) = v.get_mut(rows.clone()) {
+                s.fill(*seg);
+            }
+        }
+        v
+    }
+
     /// The `!heap -s` style table of [`summary_table`].
     pub fn summary_table(&self) -> String {
         summary_table(self)
     }
 
-    /// For each of `heap`'s [`HeapInfo::virtual_blocks`], its row in [`Self::blocks`]. The walker
-    /// appends one [`BlockKind::Virtual`] row per entry, in list order, so the k-th virtual row of
-    /// the heap belongs to the k-th entry; `None` where that row is missing or is for another
-    /// address.
-    pub fn virtual_block_rows(&self, heap: &HeapInfo) -> Vec<Option<usize>> {
-        let b = &self.blocks;
-        // Virtual rows are top-level rows after the segments' rows, in list order; their kind may
-        // be `lfh_heap` or `lfh_container` when they hold LFH structures.
-        let mut rows = (heap.blocks.start.min(b.len())..heap.blocks.end.min(b.len()))
-            .filter(|&i| b.level[i] == 0 && b.segment[i] == 0 && b.kind[i] != BlockKind::Unparsed.code());
-        heap.virtual_blocks.iter().map(|v| rows.next().filter(|&r| b.address[r] == v.header_address)).collect()
+    /// Number of rows of the walk (also when [`Self::blocks`] has been moved elsewhere).
+    pub fn rows(&self) -> usize {
+        self.heaps.iter().map(|h| h.blocks.end).max().unwrap_or(0).max(self.blocks.len())
     }
 }
 
@@ -331,6 +371,7 @@ pub fn walk_with(dump: &Dump, options: &WalkOptions) -> Result<HeapReport> {
             report.lfh_keys.push(LfhKeyReport { wow64_32bit: wow, arch, key: half.lfh_key.clone() });
         }
     }
+    report.warnings = summary::warnings(&report);
     Ok(report)
 }
 
@@ -384,12 +425,13 @@ pub fn walk_heap(mem: &AddressSpace, heap: &HeapRef, build: u32) -> HeapReport {
     let mut state = WalkState::new(mem);
     let half = Half::prepare(mem, &[heap], build, &Symbols::default(), None, &state);
     walk_into(mem, heap, &half, &mut report, &mut state);
+    report.warnings = summary::warnings(&report);
     report
 }
 
 fn walk_into(mem: &AddressSpace, r: &HeapRef, half: &Half<'_>, report: &mut HeapReport, state: &mut WalkState) {
     let build = half.build;
-    let HeapReport { heaps, blocks, corruption, .. } = report;
+    let HeapReport { heaps, blocks, corruption, traces, segment_runs, .. } = report;
     let mut info = HeapInfo::listed(r);
     let first_row = blocks.len();
     let mut rec = Recorder::new(r.address, corruption);
@@ -409,7 +451,7 @@ fn walk_into(mem: &AddressSpace, r: &HeapRef, half: &Half<'_>, report: &mut Heap
                 HeapKind::Segment => match half.seg_plans.get(&r.address) {
                     Some(Ok(plan)) => {
                         info.status = HeapStatus::Walked;
-                        let mut sink = RowSink::new(blocks);
+                        let mut sink = RowSink::new(blocks, traces);
                         let s = segment_heap::walk(
                             mem,
                             r.address,
@@ -434,7 +476,7 @@ fn walk_into(mem: &AddressSpace, r: &HeapRef, half: &Half<'_>, report: &mut Heap
                     }
                     Ok(root) => {
                         info.status = HeapStatus::Walked;
-                        let mut sink = RowSink::new(blocks);
+                        let mut sink = RowSink::new(blocks, traces);
                         let p = page_heap::walk(mem, r.address, root, r.arch, &state.budget, &mut sink, &mut rec);
                         info.flags = mem
                             .read_u32(
@@ -456,7 +498,7 @@ fn walk_into(mem: &AddressSpace, r: &HeapRef, half: &Half<'_>, report: &mut Heap
                     Ok(choice) => {
                         info.status = HeapStatus::Walked;
                         info.layout = Some(choice);
-                        let mut sink = RowSink::new(blocks);
+                        let mut sink = RowSink::new(blocks, traces);
                         nt::walk_nt(
                             mem,
                             r,
@@ -475,6 +517,10 @@ fn walk_into(mem: &AddressSpace, r: &HeapRef, half: &Half<'_>, report: &mut Heap
     }
     info.corruption_count = rec.total;
     info.blocks = first_row..blocks.len();
+    segment_runs.extend(info.segments.iter().filter(|s| !s.blocks.is_empty()).map(|s| (s.blocks.clone(), s.address)));
+    if let Some(s) = &info.segment_heap {
+        segment_runs.extend(s.segment_rows.iter().filter(|r| !r.0.is_empty()).cloned());
+    }
     info.summary = HeapSummary::compute(&info, blocks);
     heaps.push(info);
 }

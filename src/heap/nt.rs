@@ -134,7 +134,7 @@ pub(crate) fn walk_nt(
     info.segments = segments;
     let virtual_blocks = virtual_alloc::walk_virtual_blocks(&ctx, rec);
     for v in &virtual_blocks {
-        let mut row = virtual_alloc::row(&ctx, v);
+        let mut row = virtual_alloc::row(v);
         let extent = (v.address, v.address.saturating_add(v.commit_size));
         // Every virtual block has HEAP_ENTRY_VIRTUAL_ALLOC in its BusyBlock, so unlike in a
         // segment the flag says nothing: only a structure inside makes it special.
@@ -142,7 +142,8 @@ pub(crate) fn walk_nt(
         if let Some(s) = special {
             row.set_kind(segment::special_kind(Some(s)));
         }
-        let index = sink.push(row);
+        let index = sink.push_traced(row, v.stack_trace_entry);
+        info.virtual_rows.push(index);
         if row.kind == BlockKind::LfhContainer.code() {
             walker.container(special, &Placed { index, row, extent }, sink, rec);
         }

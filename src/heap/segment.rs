@@ -484,9 +484,8 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
     }
 
     fn gap_row(&self, segment: u64, from: u64, to: u64, kind: CorruptionKind) -> BlockRow {
+        let _ = segment;
         let mut r = BlockRow::top(BlockKind::Unparsed, false);
-        r.heap = self.ctx.heap;
-        r.segment = segment;
         r.address = from;
         r.size = to - from;
         r.corruption = kind.code();
@@ -503,7 +502,6 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
         let g = dec.granularity();
         let hs = dec.header_size();
         let hsz = hs as usize;
-        let heap = self.ctx.heap;
         let plain = !self.ctx.ust;
         let mut special_i = self.specials.partition_point(|&(a, _)| a < start);
         let mut p = start;
@@ -547,6 +545,7 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
             } else {
                 BlockKind::Backend
             };
+            let mut trace = 0;
             let mut row = if !busy || kind == BlockKind::SegmentHeader {
                 // No user data: free blocks, and the block holding the segment's own header.
                 let mut r = BlockRow::top(kind, busy);
@@ -575,11 +574,9 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
                 r.user_address = span.user_address;
                 r.user_size = span.user_size;
                 r.unused_bytes = u32::try_from(span.unused).unwrap_or(u32::MAX);
-                r.stack_trace_entry = span.stack_trace_entry;
+                trace = span.stack_trace_entry;
                 r
             };
-            row.heap = heap;
-            row.segment = segment;
             row.address = p;
             row.size = size_bytes;
             row.flags = d.flags;
@@ -587,7 +584,7 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
             if self.ctx.dph_normal && kind == BlockKind::Backend && busy {
                 self.light_page_heap(&mut row);
             }
-            let index = sink.push(row);
+            let index = sink.push_traced(row, trace);
             if row.block_kind().is_container() {
                 self.container(special, &Placed { index, row, extent: (p, block_end) }, sink, rec);
             }

@@ -387,7 +387,7 @@ pub fn summary_table(report: &HeapReport) -> String {
         }
         let _ = writeln!(out, "{}", "-".repeat(118));
     }
-    for w in warnings(report) {
+    for w in &report.warnings {
         let _ = writeln!(out, "warning: {}", w.message);
     }
     out

@@ -139,13 +139,16 @@ fn ust_blocks_take_pointer_and_size_from_the_trace_header() {
         assert!(report.corruption.is_empty(), "{:#?}", report.corruption);
         let got: Vec<BlockRow> = report.blocks.rows(0..report.blocks.len()).collect();
         assert_eq!(got, exp.rows);
+        let traces: Vec<u64> = (0..got.len()).map(|i| report.traces.of(i)).collect();
+        assert_eq!(traces, exp.traces);
         let user = if arch == Arch::X86 { 0x18 } else { 0x30 };
         assert_eq!(got[1].user_address, got[1].address + user);
-        assert_eq!((got[1].user_size, got[1].stack_trace_entry), (0x13, 0x7700_1230));
-        assert_eq!(got[2].stack_trace_entry, 0, "a null trace pointer means no trace");
-        let v = report.blocks.rows(0..report.blocks.len()).last().unwrap();
+        assert_eq!((got[1].user_size, traces[1]), (0x13, 0x7700_1230));
+        assert_eq!(traces[2], 0, "a null trace pointer means no trace");
+        let last = got.len() - 1;
+        let v = got[last];
         let vuser = if arch == Arch::X86 { 0x30 } else { 0x60 };
-        assert_eq!((v.user_address, v.stack_trace_entry, v.user_size), (0x60_0000 + vuser, 0x7700_4560, 0x1800));
+        assert_eq!((v.user_address, traces[last], v.user_size), (0x60_0000 + vuser, 0x7700_4560, 0x1800));
     }
 }
 
@@ -313,8 +316,13 @@ fn bad_ucr_descriptors_and_overlapping_segments() {
         let spec = rich_spec(arch, Epoch::Win10_1809);
         let (s0, exp) = spec.write();
         // UCR of the heap segment claims to start inside committed memory past its end.
-        let ucr_block =
-            exp.rows.iter().find(|r| r.segment == 0x50_0000 && r.kind == BlockKind::Internal.code()).unwrap();
+        let ucr_block = exp
+            .rows
+            .iter()
+            .zip(&exp.segments)
+            .find(|(r, &seg)| seg == 0x50_0000 && r.kind == BlockKind::Internal.code())
+            .unwrap()
+            .0;
         let d = ucr_block.address + if arch == Arch::X86 { 8 } else { 16 };
         let addr_off = if arch == Arch::X86 { 0x10 } else { 0x20 };
         let mut s = s0.clone();

@@ -12,7 +12,8 @@ use crate::dump::{self, Dump};
 use crate::error::{guard, Error};
 use crate::heap::HeapReport;
 use crate::process::{self, global_flag_names};
-use crate::python::heap::{columns_to_dict, slice_columns, Heap};
+use crate::python::heap::Heap;
+use crate::python::session::BlockSource;
 use crate::python::session::Session;
 use crate::python::stacks::{stack_dict, Allocation, Frame};
 use crate::target::Arch;
@@ -474,14 +475,9 @@ impl PyDump {
         Ok(Heap::all(&self.session.walked(py)?.report, &self.session))
     }
 
-    /// Every block of every heap as a dict of numpy arrays (see `ntheap.Dump.blocks`).
-    fn _block_columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let w = self.session.walked(py)?;
-        let n = w.report.blocks.len();
-        let cols = py.detach(|| slice_columns(&w.report.blocks, 0..n));
-        let d = columns_to_dict(py, cols)?;
-        d.set_item("stack_id", w.stacks.block_stack_id.clone().into_pyarray(py))?;
-        Ok(d)
+    /// The block columns and their derived columns (see `ntheap.Dump.blocks`).
+    fn _block_source(&self) -> BlockSource {
+        BlockSource { session: Arc::clone(&self.session) }
     }
 
     /// The +ust stacks of every block, their symbolized frames and problems, as columns (see
@@ -497,7 +493,11 @@ impl PyDump {
     fn allocation_at(&self, py: Python<'_>, address: u64) -> PyResult<Option<Allocation>> {
         let w = self.session.walked(py)?;
         let index = self.session.block_index(py)?;
-        let Some(a) = CoreAllocation::find(&w.report, &w.stacks, &index, address) else { return Ok(None) };
+        let stacks = Arc::clone(&w.stacks);
+        let found = self.session.with_block_refs(py, "finding the block of an address", move |report, refs| {
+            CoreAllocation::find(report, refs, &stacks, &index, address)
+        })?;
+        let Some(a) = found else { return Ok(None) };
         let frames = self.session.frames(py, &w.stacks, a.stack_id)?;
         let clr = self.clr_module();
         Ok(Some(Allocation::new(&a, frames, clr.as_deref())))

@@ -1,7 +1,6 @@
 //! `Heap`, `Segment`, `VirtualBlock`: frozen views into one shared walk result, and the block
 //! columns handed to numpy by move.
 
-use std::ops::Range;
 use std::sync::Arc;
 
 use numpy::IntoPyArray;
@@ -243,10 +242,9 @@ impl Heap {
     fn virtual_blocks(&self, py: Python<'_>) -> PyResult<Vec<VirtualBlock>> {
         let h = self.info();
         let stacks = self.session.walked(py)?.stacks;
-        let rows = self.report.virtual_block_rows(h);
         h.virtual_blocks
             .iter()
-            .zip(rows)
+            .zip(h.virtual_rows.iter().map(|&r| Some(r)).chain(std::iter::repeat(None)))
             .map(|(v, row)| {
                 let stack_id = row.map_or(-1, |r| stacks.stack_of_row(r));
                 let stack = self.session.frames(py, &stacks, stack_id)?.into_iter().map(Frame::from).collect();
@@ -290,10 +288,11 @@ impl Heap {
     #[getter]
     fn warnings(&self) -> Vec<(String, u64, u64, String)> {
         let me = self.info().address;
-        crate::heap::summary::warnings(&self.report)
-            .into_iter()
+        self.report
+            .warnings
+            .iter()
             .filter(|w| w.heap == me)
-            .map(|w| (w.what, w.count, w.bytes, w.message))
+            .map(|w| (w.what.clone(), w.count, w.bytes, w.message.clone()))
             .collect()
     }
 
@@ -309,15 +308,18 @@ impl Heap {
         self.info().corruption_count
     }
 
-    /// This heap's rows of `Dump.blocks()`, as an `ntheap.Table`.
+    /// This heap's rows of `Dump.blocks()`, as an `ntheap.Table` (views of the dump's arrays).
     fn blocks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let range = self.info().blocks.clone();
-        let stacks = self.session.walked(py)?.stacks;
-        let ids = stacks.block_stack_id.get(range.clone()).map_or_else(Vec::new, <[i32]>::to_vec);
-        let cols = py.detach(|| slice_columns(&self.report.blocks, range));
-        let dict = columns_to_dict(py, cols)?;
-        dict.set_item("stack_id", ids.into_pyarray(py))?;
-        py.import("ntheap._dump")?.call_method1("block_table", (dict,))
+        let r = self.info().blocks.clone();
+        let source = crate::python::session::BlockSource { session: Arc::clone(&self.session) };
+        py.import("ntheap._dump")?.call_method1("block_table", (source, r.start, r.end))
+    }
+
+    /// This heap's rows: `(first, end)` indexes into `Dump.blocks()`.
+    #[getter]
+    fn block_range(&self) -> (usize, usize) {
+        let r = &self.info().blocks;
+        (r.start, r.end)
     }
 
     fn __repr__(&self) -> String {
@@ -884,11 +886,6 @@ impl VirtualBlock {
     }
 }
 
-/// A copy of rows `r` of `c` (one memcpy per column).
-pub(crate) fn slice_columns(c: &BlockColumns, r: Range<usize>) -> BlockColumns {
-    c.slice(r)
-}
-
 /// Move each column into a numpy array (no copy) in a dict, in schema order.
 pub(crate) fn columns_to_dict(py: Python<'_>, c: BlockColumns) -> PyResult<Bound<'_, PyDict>> {
     let d = PyDict::new(py);
@@ -904,10 +901,17 @@ pub(crate) fn columns_to_dict(py: Python<'_>, c: BlockColumns) -> PyResult<Bound
     Ok(d)
 }
 
-/// The block schema: (name, numpy dtype, meaning) of every column of `Dump.blocks()`, in order:
-/// the walk's columns, then `stack_id` from the stack table.
-pub(crate) fn block_schema() -> Vec<(&'static str, &'static str, &'static str)> {
-    BLOCK_SCHEMA.iter().chain([&crate::stacks::STACK_ID_COLUMN]).map(|c| (c.name, c.dtype, c.doc)).collect()
+/// The block schema: (name, numpy dtype, meaning, stored) of every column of `Dump.blocks()`,
+/// in order: `heap` and `segment` (derived from row runs), the walk's stored columns, then
+/// `stack_trace_entry` (sparse) and `stack_id` (from the stack table).
+pub(crate) fn block_schema() -> Vec<(&'static str, &'static str, &'static str, bool)> {
+    let derived = |c: &crate::heap::ColumnSpec| (c.name, c.dtype, c.doc, false);
+    let [heap, segment, trace] = crate::heap::DERIVED_COLUMNS;
+    [derived(&heap), derived(&segment)]
+        .into_iter()
+        .chain(BLOCK_SCHEMA.iter().map(|c| (c.name, c.dtype, c.doc, true)))
+        .chain([derived(&trace), derived(&crate::stacks::STACK_ID_COLUMN)])
+        .collect()
 }
 
 /// Names of the `not_decoded` codes, by code (0 = decoded).

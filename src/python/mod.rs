@@ -24,6 +24,8 @@ mod _core {
     #[pymodule_export]
     use super::scan::ScanJob;
     #[pymodule_export]
+    use super::session::BlockSource;
+    #[pymodule_export]
     use super::stacks::{Allocation, Frame};
 
     #[pymodule_init]

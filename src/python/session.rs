@@ -1,23 +1,38 @@
 //! What one open `Dump` computes lazily and shares with the objects it hands out: the heap walk
-//! with its stack table, the symbolizer, and the block index. Each is computed once, without
-//! the GIL, on first use, under [`crate::error::guard`]: a panic becomes a `DumpError`.
+//! with its stack table, the block columns as numpy arrays, the symbolizer, and the block index.
+//! Each is computed once, without the GIL where it can be, on first use, under
+//! [`crate::error::guard`]: a panic becomes a `DumpError`.
+//!
+//! ## One copy of the block columns
+//!
+//! The walk fills one `Vec` per column. Right after the walk each `Vec` is moved (not copied)
+//! into a numpy array, and the session keeps those arrays: every `Dump.blocks()` and
+//! `Heap.blocks()` hands out the same arrays (read-only), so a second call costs nothing and the
+//! process holds the columns once. Rust code that needs the columns later (the block index of
+//! `allocation_at`) borrows them back from numpy ([`Session::with_block_refs`]).
 
 use std::sync::{Arc, OnceLock};
 
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use crate::allocation::BlockIndex;
 use crate::dump::Dump;
 use crate::error::guard;
-use crate::heap::{self, HeapReport};
+use crate::heap::{self, AnyColumnRef, BlockRefs, HeapReport, BLOCK_SCHEMA};
+use crate::python::heap::columns_to_dict;
 use crate::stacks::StackTable;
 use crate::symbols::{Frame, Symbolizer};
 
-/// The heap walk and the stacks of its blocks.
+/// The heap walk, the stacks of its blocks, and its block columns (as numpy arrays).
 #[derive(Clone)]
 pub(crate) struct Walked {
+    /// The walk; its `blocks` have been moved into `columns`.
     pub(crate) report: Arc<HeapReport>,
     pub(crate) stacks: Arc<StackTable>,
+    /// One read-only numpy array per stored column (`BLOCK_SCHEMA` order).
+    pub(crate) columns: Arc<Py<PyDict>>,
 }
 
 /// Lazily computed state of one dump.
@@ -37,25 +52,69 @@ impl Session {
         Session { dump, symbol_path, walked: OnceLock::new(), symbolizer: OnceLock::new(), index: OnceLock::new() }
     }
 
-    /// The heap walk and stack table.
+    /// The heap walk, its stack table and its columns.
     pub(crate) fn walked(&self, py: Python<'_>) -> PyResult<Walked> {
         if let Some(w) = self.walked.get() {
             return Ok(w.clone());
         }
         let dump = Arc::clone(&self.dump);
         let symbol_path = self.symbol_path.clone();
-        let w = py.detach(move || {
+        let (mut report, stacks) = py.detach(move || {
             guard(
                 || "walking the heaps".into(),
                 || {
                     let options = heap::WalkOptions { symbol_path: symbol_path.clone() };
                     let report = heap::walk_with(&dump, &options)?;
                     let stacks = StackTable::collect(dump.memory(), &report);
-                    Ok(Walked { report: Arc::new(report), stacks: Arc::new(stacks) })
+                    Ok((report, stacks))
                 },
             )
         })?;
+        let columns = columns_to_dict(py, std::mem::take(&mut report.blocks))?;
+        // Shared by every table handed out: nobody may write to them.
+        for (_, array) in columns.iter() {
+            array.getattr("flags")?.setattr("writeable", false)?;
+        }
+        let w = Walked { report: Arc::new(report), stacks: Arc::new(stacks), columns: Arc::new(columns.unbind()) };
         Ok(self.walked.get_or_init(|| w).clone())
+    }
+
+    /// Run `f` on the stored block columns, borrowed from their numpy arrays, without the GIL.
+    pub(crate) fn with_block_refs<R: Send>(
+        &self,
+        py: Python<'_>,
+        what: &str,
+        f: impl for<'a> FnOnce(&HeapReport, &BlockRefs<'a>) -> R + Send,
+    ) -> PyResult<R> {
+        let w = self.walked(py)?;
+        let dict = w.columns.bind(py);
+        let mut u64s: Vec<(&'static str, PyReadonlyArray1<'_, u64>)> = Vec::new();
+        let mut u32s: Vec<(&'static str, PyReadonlyArray1<'_, u32>)> = Vec::new();
+        let mut u8s: Vec<(&'static str, PyReadonlyArray1<'_, u8>)> = Vec::new();
+        let mut i32s: Vec<(&'static str, PyReadonlyArray1<'_, i32>)> = Vec::new();
+        let mut bools: Vec<(&'static str, PyReadonlyArray1<'_, bool>)> = Vec::new();
+        for c in BLOCK_SCHEMA {
+            let item = dict.get_item(c.name)?.ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(c.name))?;
+            match c.dtype {
+                "uint64" => u64s.push((c.name, item.cast::<PyArray1<u64>>()?.readonly())),
+                "uint32" => u32s.push((c.name, item.cast::<PyArray1<u32>>()?.readonly())),
+                "uint8" => u8s.push((c.name, item.cast::<PyArray1<u8>>()?.readonly())),
+                "int32" => i32s.push((c.name, item.cast::<PyArray1<i32>>()?.readonly())),
+                _ => bools.push((c.name, item.cast::<PyArray1<bool>>()?.readonly())),
+            }
+        }
+        let find = |name: &str| -> Option<AnyColumnRef<'_>> {
+            None.or_else(|| u64s.iter().find(|c| c.0 == name).and_then(|c| c.1.as_slice().ok()).map(AnyColumnRef::U64))
+                .or_else(|| u32s.iter().find(|c| c.0 == name).and_then(|c| c.1.as_slice().ok()).map(AnyColumnRef::U32))
+                .or_else(|| u8s.iter().find(|c| c.0 == name).and_then(|c| c.1.as_slice().ok()).map(AnyColumnRef::U8))
+                .or_else(|| i32s.iter().find(|c| c.0 == name).and_then(|c| c.1.as_slice().ok()).map(AnyColumnRef::I32))
+                .or_else(|| bools.iter().find(|c| c.0 == name).and_then(|c| c.1.as_slice().ok()).map(AnyColumnRef::Bool))
+        };
+        let refs = BlockRefs::from_columns(find)
+            .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("the block columns are not as the schema says"))?;
+        let report = Arc::clone(&w.report);
+        py.detach(|| guard(|| what.to_string(), || Ok(f(&report, &refs))))
+            .map_err(PyErr::from)
     }
 
     /// The symbolizer (PDB and export tables load later, per module, on first use).
@@ -71,8 +130,7 @@ impl Session {
         if let Some(i) = self.index.get() {
             return Ok(Arc::clone(i));
         }
-        let w = self.walked(py)?;
-        let index = Arc::new(py.detach(|| guard(|| "indexing the blocks".into(), || Ok(BlockIndex::new(&w.report))))?);
+        let index = Arc::new(self.with_block_refs(py, "indexing the blocks", |report, refs| BlockIndex::new(report, refs))?);
         Ok(Arc::clone(self.index.get_or_init(|| index)))
     }
 
@@ -84,5 +142,82 @@ impl Session {
         }
         let sym = self.symbolizer();
         Ok(py.detach(|| guard(|| "symbolizing a stack".into(), || Ok(sym.symbolize_all(addrs))))?)
+    }
+}
+
+/// The derived block columns of one dump (`heap`, `segment`, `stack_trace_entry`, `stack_id`),
+/// computed on request from the walk's run tables and sparse traces: the Python `Table` asks for
+/// them the first time they are used.
+#[pyclass(frozen, module = "ntheap._core")]
+pub struct BlockSource {
+    pub(crate) session: Arc<Session>,
+}
+
+#[pymethods]
+impl BlockSource {
+    /// The stored columns: name → read-only numpy array (the same arrays on every call).
+    fn columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let w = self.session.walked(py)?;
+        Ok(w.columns.bind(py).copy()?)
+    }
+
+    /// Per row, an index into `heaps()` (uint16; 65535 for a row of no heap).
+    fn heap_codes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<u16>>> {
+        let w = self.session.walked(py)?;
+        let v = py.detach(|| {
+            let mut v = vec![u16::MAX; w.report.rows()];
+            for (i, h) in w.report.heaps.iter().enumerate() {
+                if let Some(s) = v.get_mut(h.blocks.clone()) {
+                    s.fill(u16::try_from(i).unwrap_or(u16::MAX));
+                }
+            }
+            v
+        });
+        Ok(PyArray1::from_vec(py, v))
+    }
+
+    /// The heap addresses `heap_codes` refers to.
+    fn heaps(&self, py: Python<'_>) -> PyResult<Vec<u64>> {
+        Ok(self.session.walked(py)?.report.heaps.iter().map(|h| h.address).collect())
+    }
+
+    /// Per row, an index into `segments()` (uint32; 0 is "no segment").
+    fn segment_codes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        let w = self.session.walked(py)?;
+        let v = py.detach(|| {
+            let mut v = vec![0u32; w.report.rows()];
+            for (i, (rows, _)) in w.report.segment_runs.iter().enumerate() {
+                if let Some(s) = v.get_mut(rows.clone()) {
+                    s.fill(u32::try_from(i + 1).unwrap_or(0));
+                }
+            }
+            v
+        });
+        Ok(PyArray1::from_vec(py, v))
+    }
+
+    /// The segment addresses `segment_codes` refers to (0 first: no segment).
+    fn segments(&self, py: Python<'_>) -> PyResult<Vec<u64>> {
+        let w = self.session.walked(py)?;
+        Ok(std::iter::once(0).chain(w.report.segment_runs.iter().map(|r| r.1)).collect())
+    }
+
+    /// Per row, its `_RTL_STACK_TRACE_ENTRY` (0 if none).
+    fn stack_trace_entry<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<u64>>> {
+        let w = self.session.walked(py)?;
+        let v = py.detach(|| w.report.traces.column(w.report.rows()));
+        Ok(PyArray1::from_vec(py, v))
+    }
+
+    /// Per row, its stack id in `Dump.stacks()` (−1 if none).
+    fn stack_id<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i32>>> {
+        let w = self.session.walked(py)?;
+        let v = py.detach(|| w.stacks.stack_id_column(w.report.rows()));
+        Ok(PyArray1::from_vec(py, v))
+    }
+
+    /// Number of rows.
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.session.walked(py)?.report.rows())
     }
 }
