@@ -442,6 +442,19 @@ macro_rules! block_columns {
                 $( self.$name[i] = r.$name; )*
             }
 
+            /// Append every row of `other`; rows of `other` that have a parent get `offset` added
+            /// to it (their parents were numbered from 0 in `other`).
+            pub fn append(&mut self, other: &BlockColumns, offset: usize) {
+                let start = self.len();
+                $( self.$name.extend_from_slice(&other.$name); )*
+                let add = i32::try_from(offset).unwrap_or(i32::MAX);
+                for p in &mut self.parent[start..] {
+                    if *p >= 0 {
+                        *p = p.saturating_add(add);
+                    }
+                }
+            }
+
             /// Borrow every column.
             pub fn refs(&self) -> BlockRefs<'_> {
                 BlockRefs { $( $name: &self.$name, )* }

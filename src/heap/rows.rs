@@ -45,10 +45,7 @@ impl<'c> RowSink<'c> {
     #[inline]
     pub(crate) fn push(&mut self, row: BlockRow) -> usize {
         let i = self.next_index();
-        self.buf.push(row);
-        if self.buf.len() == ROW_BUFFER {
-            self.flush();
-        }
+        self.cols.push(&row);
         i
     }
 
@@ -61,6 +58,21 @@ impl<'c> RowSink<'c> {
             f(&mut r);
             self.cols.set_row(index, &r);
         }
+    }
+
+    /// Append the rows (and traces) of a walk that wrote into its own columns; returns the index
+    /// its first row got.
+    pub(crate) fn append(&mut self, cols: &BlockColumns, traces: &Traces) -> usize {
+        self.flush();
+        let offset = self.cols.len();
+        self.cols.append(cols, offset);
+        for (r, e) in traces.iter() {
+            if let Ok(row) = u32::try_from(r + offset) {
+                self.traces.rows.push(row);
+                self.traces.entries.push(e);
+            }
+        }
+        offset
     }
 
     /// Move the buffered rows into the columns.

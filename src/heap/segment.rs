@@ -47,7 +47,7 @@ use std::ops::Range;
 use super::columns::{BlockKind, BlockRow, NotDecoded};
 use super::corruption::{CorruptionKind, Recorder};
 use super::entry::{plain_user_span, ust_user_span, DecodedEntry, UserSpan, UNUSED_BYTES_OVERFLOW};
-use super::lfh::{LfhPlan, Special};
+use super::lfh::{LfhPlan, Special, SubsegmentUpdate};
 use super::list::walk_list;
 use super::page_heap;
 use super::rows::{Placed, RowSink};
@@ -431,56 +431,54 @@ pub(crate) struct EntryWalker<'c, 'a> {
     /// descriptors, the UCR index, LFH zones, the `_LFH_HEAP`, LFH UserBlocks).
     specials: &'c [(u64, Special)],
     /// The heap's LFH, whose containers get their children when the walk meets them.
-    lfh: Option<&'c mut LfhPlan>,
+    lfh: Option<&'c LfhPlan>,
+    /// What the walk learnt about LFH subsegments (rows relative to the sink of the walk).
+    pub(crate) lfh_updates: Vec<SubsegmentUpdate>,
+}
+
+/// Decide whether segment `info` (header already read) is walked, and return its committed
+/// ranges: `None` (with a record) when its header makes no sense or it overlaps a segment
+/// already walked.
+pub(crate) fn prepare_segment(
+    info: &mut SegmentInfo,
+    heap: u64,
+    guard: &mut SpanGuard,
+    rec: &mut Recorder<'_>,
+) -> Option<Vec<(u64, u64)>> {
+    let end = span_end(info, rec)?;
+    if let Some((s, e, h)) = guard.claim(info.address, end, heap) {
+        rec.record(
+            info.address,
+            CorruptionKind::OutOfSegment,
+            format!(
+                "segment {:#x}..{end:#x} overlaps segment {s:#x}..{e:#x} of heap {h:#x}; not walked again",
+                info.address
+            ),
+        );
+        return None;
+    }
+    let ranges = committed_ranges(info, end, rec);
+    info.walked = true;
+    Some(ranges)
+}
+
+/// The segment-header block of a walked segment, `first` (its first row), should end exactly at
+/// `FirstEntry`.
+pub(crate) fn check_header_block(info: &SegmentInfo, first: Option<BlockRow>, rec: &mut Recorder<'_>) {
+    if let Some(r) = first {
+        if r.kind == BlockKind::SegmentHeader.code() && r.address + r.size != info.first_entry {
+            rec.record(
+                info.address,
+                CorruptionKind::Inconsistent,
+                format!("segment header block ends at {:#x}, FirstEntry is {:#x}", r.address + r.size, info.first_entry),
+            );
+        }
+    }
 }
 
 impl<'c, 'a> EntryWalker<'c, 'a> {
-    pub(crate) fn new(ctx: &'c HeapCtx<'a>, specials: &'c [(u64, Special)], lfh: Option<&'c mut LfhPlan>) -> Self {
-        EntryWalker { ctx, cursor: Cursor::new(ctx.mem), specials, lfh }
-    }
-
-    /// Walk one segment (header already read) into `sink`.
-    pub(crate) fn walk_segment(
-        &mut self,
-        info: &mut SegmentInfo,
-        guard: &mut SpanGuard,
-        sink: &mut RowSink<'_>,
-        rec: &mut Recorder<'_>,
-    ) {
-        let first_row = sink.next_index();
-        info.blocks = first_row..first_row;
-        let Some(end) = span_end(info, rec) else { return };
-        if let Some((s, e, h)) = guard.claim(info.address, end, self.ctx.heap) {
-            rec.record(
-                info.address,
-                CorruptionKind::OutOfSegment,
-                format!(
-                    "segment {:#x}..{end:#x} overlaps segment {s:#x}..{e:#x} of heap {h:#x}; not walked again",
-                    info.address
-                ),
-            );
-            return;
-        }
-        let ranges = committed_ranges(info, end, rec);
-        info.walked = true;
-        for (start, stop) in ranges {
-            self.walk_range(info.address, start, stop, sink, rec);
-        }
-        info.blocks = first_row..sink.next_index();
-        // The segment-header block should end exactly at FirstEntry.
-        if let Some(r) = sink.columns().row(first_row) {
-            if r.kind == BlockKind::SegmentHeader.code() && r.address + r.size != info.first_entry {
-                rec.record(
-                    info.address,
-                    CorruptionKind::Inconsistent,
-                    format!(
-                        "segment header block ends at {:#x}, FirstEntry is {:#x}",
-                        r.address + r.size,
-                        info.first_entry
-                    ),
-                );
-            }
-        }
+    pub(crate) fn new(ctx: &'c HeapCtx<'a>, specials: &'c [(u64, Special)], lfh: Option<&'c LfhPlan>) -> Self {
+        EntryWalker { ctx, cursor: Cursor::new(ctx.mem), specials, lfh, lfh_updates: Vec::new() }
     }
 
     fn gap_row(&self, segment: u64, from: u64, to: u64, kind: CorruptionKind) -> BlockRow {
@@ -497,7 +495,14 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
     /// The loop body is the hot path of the whole crate: one 16-byte load, one XOR, a few tests
     /// and one buffered row per block. Everything that only happens on corrupt or unusual blocks
     /// (and on the few blocks that hold heap structures) lives in `#[cold]` helpers.
-    fn walk_range(&mut self, segment: u64, start: u64, end: u64, sink: &mut RowSink<'_>, rec: &mut Recorder<'_>) {
+    pub(crate) fn walk_range(
+        &mut self,
+        segment: u64,
+        start: u64,
+        end: u64,
+        sink: &mut RowSink<'_>,
+        rec: &mut Recorder<'_>,
+    ) {
         let dec = self.ctx.decoder;
         let g = dec.granularity();
         let hs = dec.header_size();
@@ -616,8 +621,12 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
         let why = if at.row.kind == BlockKind::DphNormal.code() {
             page_heap::emit_normal_children(mem, self.ctx.arch, at.row.user_address, at, sink, rec)
         } else {
-            match (special, self.lfh.as_deref_mut()) {
-                (Some(Special::Container(i)), Some(lfh)) => lfh.emit_children(mem, i, at, sink, rec),
+            match (special, self.lfh) {
+                (Some(Special::Container(i)), Some(lfh)) => {
+                    let (why, update) = lfh.emit_children(mem, i, at, sink, rec);
+                    self.lfh_updates.extend(update);
+                    why
+                }
                 (_, Some(lfh)) => Some(lfh.orphan_reason()),
                 (_, None) => Some(NotDecoded::Orphan),
             }

@@ -555,3 +555,46 @@ fn huge_virtual_block_sizes_saturate_the_totals() {
         let _ = report.summary_table();
     }
 }
+
+/// Ranges walked in parallel give exactly the rows, traces, records and LFH statistics of the
+/// sequential walk, in the same order.
+#[test]
+fn parallel_and_sequential_walks_agree() {
+    for arch in ARCHS {
+        let g: u64 = if arch == Arch::X86 { 8 } else { 16 };
+        let mut spec = rich_spec(arch, Epoch::Win10_1809);
+        // Three more segments of 2 MiB each, busy blocks with +ust traces and free ones, so the
+        // heap has > 4 MiB committed in several ranges.
+        spec.ust = true;
+        for k in 0..3u64 {
+            let pages = 0x200u32;
+            let n = ((u64::from(pages) * 0x1000 - 0x2000) / (8 * g)) as usize;
+            let blocks = (0..n)
+                .map(|i| {
+                    if i % 5 == 2 {
+                        BlockSpec::free(8)
+                    } else {
+                        let mut b = BlockSpec::busy(8, 3 * g);
+                        b.trace = 0x7700_0000 + (i as u64 % 7) * 0x100;
+                        b
+                    }
+                })
+                .collect();
+            spec.segments.push(SegSpec { address: 0x0100_0000 + k * 0x40_0000, pages, committed_pages: pages, blocks });
+        }
+        let (s, exp) = spec.write();
+        let mem = s.build();
+        let r = heap_ref(&spec);
+        let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+        let one = pool(1).install(|| walk_heap(&mem, &r, spec.epoch.build()));
+        let two = pool(2).install(|| walk_heap(&mem, &r, spec.epoch.build()));
+        assert_eq!(one.blocks.len(), exp.rows.len());
+        assert_eq!(one.blocks, two.blocks, "{arch}");
+        assert_eq!(one.traces, two.traces, "{arch}");
+        assert_eq!(one.corruption, two.corruption, "{arch}");
+        assert_eq!(one.segment_runs, two.segment_runs, "{arch}");
+        let segs = |rep: &HeapReport| rep.heaps[0].segments.iter().map(|s| s.blocks.clone()).collect::<Vec<_>>();
+        assert_eq!(segs(&one), segs(&two), "{arch}");
+        assert!(!one.traces.is_empty());
+    }
+}
