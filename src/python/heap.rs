@@ -691,9 +691,14 @@ pub(crate) fn columns_to_dict(py: Python<'_>, c: BlockColumns) -> PyResult<Bound
 }
 
 /// The block schema: (name, numpy dtype, meaning) of every column of `Dump.blocks()`, in order:
-/// the walk's columns, then `stack_id` from the stack table.
+/// the walk's columns, then `stack_id` from the stack table, then the lazy leak-triage columns.
 pub(crate) fn block_schema() -> Vec<(&'static str, &'static str, &'static str)> {
-    BLOCK_SCHEMA.iter().chain([&crate::stacks::STACK_ID_COLUMN]).map(|c| (c.name, c.dtype, c.doc)).collect()
+    BLOCK_SCHEMA
+        .iter()
+        .chain([&crate::stacks::STACK_ID_COLUMN])
+        .chain(crate::triage::TRIAGE_COLUMNS)
+        .map(|c| (c.name, c.dtype, c.doc))
+        .collect()
 }
 
 /// Names of the `not_decoded` codes, by code (0 = decoded).

@@ -12,6 +12,19 @@ use crate::error::guard;
 use crate::heap::{self, HeapReport};
 use crate::stacks::StackTable;
 use crate::symbols::{Frame, Symbolizer};
+use crate::triage::{self, Images, Reach, TypeTable};
+
+/// The type pass (§1) and how long it took.
+pub(crate) struct TypePass {
+    pub(crate) table: TypeTable,
+    pub(crate) seconds: f64,
+}
+
+/// The content pass (§3) and how long it took.
+pub(crate) struct ContentPass {
+    pub(crate) content: Vec<u8>,
+    pub(crate) seconds: f64,
+}
 
 /// The heap walk and the stacks of its blocks.
 #[derive(Clone)]
@@ -26,15 +39,108 @@ pub(crate) struct Session {
     /// The symbol path given to `Dump(...)`, else `_NT_SYMBOL_PATH` at open time; `None` when
     /// neither was set.
     pub(crate) symbol_path: Option<String>,
+    /// Local directories of binaries for image pages the dump lacks (`Dump(image_path=...)`).
+    pub(crate) image_path: Option<String>,
     walked: OnceLock<Walked>,
     symbolizer: OnceLock<Arc<Symbolizer>>,
     index: OnceLock<Arc<BlockIndex>>,
+    images: OnceLock<Arc<Images>>,
+    types: OnceLock<Arc<TypePass>>,
+    content: OnceLock<Arc<ContentPass>>,
+    reach: OnceLock<Arc<Reach>>,
+}
+
+/// Compute `cell`'s value once, without the GIL, under [`guard`].
+fn once<T: Send + Sync>(
+    py: Python<'_>,
+    cell: &OnceLock<Arc<T>>,
+    what: &'static str,
+    f: impl FnOnce() -> crate::error::Result<T> + Send,
+) -> PyResult<Arc<T>> {
+    if let Some(v) = cell.get() {
+        return Ok(Arc::clone(v));
+    }
+    let v = Arc::new(py.detach(|| guard(|| what.into(), f))?);
+    Ok(Arc::clone(cell.get_or_init(|| v)))
 }
 
 impl Session {
-    pub(crate) fn new(dump: Arc<Dump>, symbol_path: Option<String>) -> Self {
+    pub(crate) fn new(dump: Arc<Dump>, symbol_path: Option<String>, image_path: Option<String>) -> Self {
         let symbol_path = symbol_path.or_else(|| std::env::var(crate::symbols::SYMBOL_PATH_ENV).ok());
-        Session { dump, symbol_path, walked: OnceLock::new(), symbolizer: OnceLock::new(), index: OnceLock::new() }
+        Session {
+            dump,
+            symbol_path,
+            image_path,
+            walked: OnceLock::new(),
+            symbolizer: OnceLock::new(),
+            index: OnceLock::new(),
+            images: OnceLock::new(),
+            types: OnceLock::new(),
+            content: OnceLock::new(),
+            reach: OnceLock::new(),
+        }
+    }
+
+    /// The section tables of the loaded images (and the local binaries of `image_path`).
+    pub(crate) fn images(&self, py: Python<'_>) -> PyResult<Arc<Images>> {
+        let (dump, path) = (Arc::clone(&self.dump), self.image_path.clone());
+        once(py, &self.images, "reading the images' section tables", move || Ok(Images::load(&dump, path.as_deref())))
+    }
+
+    /// The type pass (§1.4) over every allocation.
+    pub(crate) fn types(&self, py: Python<'_>) -> PyResult<Arc<TypePass>> {
+        if let Some(v) = self.types.get() {
+            return Ok(Arc::clone(v));
+        }
+        let w = self.walked(py)?;
+        let images = self.images(py)?;
+        let dump = Arc::clone(&self.dump);
+        once(py, &self.types, "naming the blocks by their C++ types", move || {
+            let t = std::time::Instant::now();
+            let table = triage::name_blocks(dump.memory(), &images, &w.report);
+            Ok(TypePass { table, seconds: t.elapsed().as_secs_f64() })
+        })
+    }
+
+    /// The content classes (§3) of every allocation.
+    pub(crate) fn content(&self, py: Python<'_>) -> PyResult<Arc<ContentPass>> {
+        if let Some(v) = self.content.get() {
+            return Ok(Arc::clone(v));
+        }
+        let w = self.walked(py)?;
+        let types = self.types(py)?;
+        let dump = Arc::clone(&self.dump);
+        once(py, &self.content, "classifying the blocks' contents", move || {
+            let t = std::time::Instant::now();
+            let committed = triage::Committed::new(dump.info().regions.as_deref());
+            let content = triage::classify_blocks(dump.memory(), &committed, &w.report, &types.table.type_id);
+            Ok(ContentPass { content, seconds: t.elapsed().as_secs_f64() })
+        })
+    }
+
+    /// The type pass, if it has run.
+    pub(crate) fn types_if_done(&self) -> Option<Arc<TypePass>> {
+        self.types.get().cloned()
+    }
+
+    /// The content pass, if it has run.
+    pub(crate) fn content_if_done(&self) -> Option<Arc<ContentPass>> {
+        self.content.get().cloned()
+    }
+
+    /// The mark phase, if it has run.
+    pub(crate) fn reach_if_done(&self) -> Option<Arc<Reach>> {
+        self.reach.get().cloned()
+    }
+
+    /// The mark phase (§2).
+    pub(crate) fn reach(&self, py: Python<'_>) -> PyResult<Arc<Reach>> {
+        if let Some(v) = self.reach.get() {
+            return Ok(Arc::clone(v));
+        }
+        let w = self.walked(py)?;
+        let dump = Arc::clone(&self.dump);
+        once(py, &self.reach, "marking the reachable blocks", move || Ok(triage::mark(&dump, &w.report)))
     }
 
     /// The heap walk and stack table.

@@ -104,12 +104,37 @@ pub struct Allocation {
     /// committed range from the _HEAP_VIRTUAL_ALLOC_ENTRY).
     #[pyo3(get)]
     extent: (u64, u64),
+    /// The C++ type of the allocation (MSVC RTTI, leak-triage.md §1.4), or None.
+    #[pyo3(get)]
+    type_name: Option<String>,
+    /// The type's decorated TypeDescriptor name (`.?AVWidget@@`), or None.
+    #[pyo3(get)]
+    decorated: Option<String>,
+    /// What the allocation's first bytes hold (leak-triage.md §3): "object", "ascii", "utf16",
+    /// "pointer_array", "zero", "other", "not_captured"; None when the block is not an allocation.
+    #[pyo3(get)]
+    content: Option<&'static str>,
+    /// A short printable preview of the first 32 bytes of user data: text in quotes, else hex.
+    #[pyo3(get)]
+    preview: String,
     text: String,
 }
 
+/// What the triage passes say about one allocation (see [`Allocation`]).
+#[derive(Default)]
+pub(crate) struct BlockTriage {
+    pub(crate) type_name: Option<String>,
+    pub(crate) decorated: Option<String>,
+    pub(crate) content: Option<&'static str>,
+    pub(crate) preview: String,
+}
+
 impl Allocation {
-    pub(crate) fn new(a: &CoreAllocation, frames: Vec<symbols::Frame>, clr: Option<&str>) -> Self {
-        let text = a.windbg_text(&frames, clr);
+    pub(crate) fn new(a: &CoreAllocation, frames: Vec<symbols::Frame>, clr: Option<&str>, t: BlockTriage) -> Self {
+        let mut text = a.windbg_text(&frames, clr);
+        if let Some(name) = t.type_name.as_deref().or(t.decorated.as_deref()) {
+            text.push_str(&format!("\n        type {name}"));
+        }
         Allocation {
             query: a.query,
             heap: a.heap,
@@ -124,6 +149,10 @@ impl Allocation {
             stack_id: a.stack_id,
             stack: frames.into_iter().map(Frame::from).collect(),
             extent: (a.extent_start, a.extent_end),
+            type_name: t.type_name,
+            decorated: t.decorated,
+            content: t.content,
+            preview: t.preview,
             text,
         }
     }

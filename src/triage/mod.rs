@@ -58,6 +58,12 @@ pub const TRIAGE_COLUMNS: &[ColumnSpec] = &[
               leak-triage.md §2.4).",
     },
     ColumnSpec {
+        name: "direct_roots",
+        dtype: "uint8",
+        doc: "Bits of the root kinds that hold a word referencing the allocation: 1 global, 2 stack, 4 register, \
+              8 other (leak-triage.md §2.2, §2.4); 0 when only other allocations do.",
+    },
+    ColumnSpec {
         name: "depth",
         dtype: "int32",
         doc: "Breadth-first distance from the roots: 0 when a root references the allocation, −1 when it is not \
