@@ -22,6 +22,8 @@ from . import _core
 BLOCK_SCHEMA: List[Tuple[str, str, str]] = [tuple(c) for c in _core.BLOCK_SCHEMA]  # type: ignore[misc]
 #: The column names, in order.
 BLOCK_COLUMNS: List[str] = [c[0] for c in BLOCK_SCHEMA]
+#: The columns ``Dump.blocks()`` computes on first access (the leak-triage passes).
+LAZY_COLUMNS: List[str] = [c[0] for c in _core.TRIAGE_SCHEMA]
 
 _DOC_BEGIN = "<!-- BEGIN GENERATED: block columns (python -m ntheap._schema --write) -->"
 _DOC_END = "<!-- END GENERATED: block columns -->"
@@ -33,14 +35,17 @@ def columns_markdown() -> str:
     """The Columns table of docs/block-model.md."""
     rows = ["| column | dtype | meaning |", "|---|---|---|"]
     for name, dtype, doc in BLOCK_SCHEMA:
-        rows.append(f"| `{name}` | {dtype} | {' '.join(doc.split())} |")
+        lazy = " (lazy)" if name in LAZY_COLUMNS else ""
+        rows.append(f"| `{name}`{lazy} | {dtype} | {' '.join(doc.split())} |")
     return "\n".join(rows)
 
 
 def columns_typed_dict() -> str:
-    """The ``_BlockColumns`` TypedDict of _core.pyi."""
+    """The ``_BlockColumns`` TypedDict of _core.pyi (the columns computed with the walk; the lazy
+    ones come one at a time from ``_triage_column``)."""
     lines = ["class _BlockColumns(TypedDict):"]
-    lines += [f"    {name}: npt.NDArray[np.{dtype if dtype != 'bool' else 'bool_'}]" for name, dtype, _ in BLOCK_SCHEMA]
+    lines += [f"    {name}: npt.NDArray[np.{dtype if dtype != 'bool' else 'bool_'}]" for name, dtype, _ in BLOCK_SCHEMA
+              if name not in LAZY_COLUMNS]
     return "\n".join(lines)
 
 

@@ -4,6 +4,7 @@
     ntheap heap -s DUMP            !heap -s: one line per heap (reserved, committed, free, virtual blocks)
     ntheap heap -h HEAP DUMP       !heap -h: one heap's segments, flags, virtual blocks, uncommitted ranges
     ntheap heap -p -a ADDR DUMP    !heap -p -a: the block holding an address and the stack that allocated it
+    ntheap heap -l DUMP            !heap -l: the busy blocks nothing points to, and a summary by C++ type
     ntheap address -summary DUMP   !address -summary: usage, type and state of the address space
     ntheap top DUMP                UMDH per-stack totals: the allocation stacks holding the most bytes
     ntheap diff OLD NEW            UMDH compare: which stacks grew between two dumps
@@ -43,9 +44,14 @@ def _cmd_heap(args: argparse.Namespace) -> int:
         if not (args.p and args.a is not None):
             print("ntheap: heap -p needs -a ADDRESS (and -a needs -p)", file=sys.stderr)
             return 2
-        found = Dump(args.dump, symbol_path=args.symbol_path).allocation_at(args.a)
+        found = Dump(args.dump, symbol_path=args.symbol_path, image_path=args.image_path).allocation_at(args.a)
         print(found.text if found is not None else f"    address {args.a:x} not found in any walked heap block")
         return 0 if found is not None else 1
+    if args.l:
+        from .triageviews import heap_l_text
+
+        print(heap_l_text(Dump(args.dump, symbol_path=args.symbol_path, image_path=args.image_path), summary=args.n))
+        return 0
     dump = Dump(args.dump)
     if args.h is not None:
         print(heap_detail_text(dump, args.h))
@@ -160,8 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("-s", action="store_true", help="summary of every heap, like !heap -s")
     mode.add_argument("-h", metavar="HEAP", type=_hex_address, help="details of one heap (hex address), like !heap -h")
     mode.add_argument("-p", action="store_true", help="with -a ADDRESS: the block holding it and its +ust stack, like !heap -p -a")
+    mode.add_argument("-l", action="store_true", help="the busy blocks nothing points to (likely leaks), like !heap -l, and a summary by C++ type")
     heap.add_argument("-a", metavar="ADDRESS", type=_hex_address, help="the address for -p (hex)")
     heap.add_argument("-y", "--symbol-path", metavar="PATH", help="symbol search path for -p -a (default: _NT_SYMBOL_PATH)")
+    heap.add_argument("-i", "--image-path", metavar="DIRS", help="local directories of the process's binaries, for image pages the dump lacks (like .exepath)")
+    heap.add_argument("-n", type=_positive, default=20, metavar="N", help="with -l: how many types to summarize (default 20)")
     heap.add_argument("dump", help="path to a .dmp file")
     heap.set_defaults(run=_cmd_heap)
 

@@ -112,15 +112,33 @@ fn text_byte(b: u8) -> bool {
 
 /// §3 rule 2 on `e`: the bytes before the first NUL are at least 4 and all printable.
 pub fn is_ascii(e: &[u8]) -> bool {
-    let t = e.iter().position(|&b| b == 0).map_or(e, |n| &e[..n]);
-    t.len() >= 4 && t.iter().all(|&b| text_byte(b))
+    // One pass that stops at the first byte that is neither text nor the terminator.
+    for (n, &b) in e.iter().enumerate() {
+        if b == 0 {
+            return n >= 4;
+        }
+        if !text_byte(b) {
+            return false;
+        }
+    }
+    e.len() >= 4
 }
 
 /// §3 rule 3 on `e`: the UTF-16LE units before the first 0x0000 are at least 4, each < 0x100
 /// with its low byte printable or in 0xa0–0xff.
 pub fn is_utf16(e: &[u8]) -> bool {
-    let units: Vec<u16> = e.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&u| u != 0).collect();
-    units.len() >= 4 && units.iter().all(|&u| u < 0x100 && (text_byte(u as u8) || u >= 0xa0))
+    let mut n = 0;
+    for c in e.chunks_exact(2) {
+        let u = u16::from_le_bytes([c[0], c[1]]);
+        if u == 0 {
+            break;
+        }
+        if !(u < 0x100 && (text_byte(u as u8) || u >= 0xa0)) {
+            return false;
+        }
+        n += 1;
+    }
+    n >= 4
 }
 
 /// §3 rule 4 on `e`: at least two whole words, each 0 or committed, at least two non-zero.
