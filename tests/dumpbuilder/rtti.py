@@ -17,7 +17,7 @@ and CodeView come from pe.py (DumpBuilder.add_pe_module); this module only fills
 Image layout (CONVENTIONS): .text [0x1000, 0x2000) execute/read (int3 filler; vftable entries
 point here), .rdata [0x2000, 0x4000) read-only (the debug directory and CodeView record first,
 RTTI from +0x200: COLs, CHDs, BCAs, BCDs, vftables each preceded by its COL pointer), .data
-[0x4000, 0x6000) read/write (TypeDescriptors, then the program's globals).  Every VirtualSize is
+[0x4000, 0x5000) read/write (TypeDescriptors, then the program's globals).  Every VirtualSize is
 a multiple of the page size, so "lies in a section" means the same with VirtualSize and with the
 page-rounded mapped size.
 """
@@ -70,8 +70,8 @@ TYPE_INFO_NAME = ".?AVtype_info@@"      # 1.3 / R5
 # Image layout (CONVENTIONS above).
 TEXT_RVA, TEXT_SIZE = 0x1000, 0x1000
 RDATA_RVA, RDATA_SIZE = 0x2000, 0x2000
-DATA_RVA, DATA_SIZE = 0x4000, 0x2000
-IMAGE_SIZE = 0x6000
+DATA_RVA, DATA_SIZE = 0x4000, 0x1000
+IMAGE_SIZE = 0x5000
 RDATA_RESERVED = 0x200                  # debug directory + CodeView record (pe.build_image)
 FUNCTION_STRIDE = 0x10                  # .text "functions" the vftables point at
 
@@ -90,8 +90,12 @@ DECOY_RULES = {
                                 "[-1] a valid COL"),
     "private_copy": ("R1", "the first word points into a private (non-image) region holding "
                            "[valid COL pointer, function pointers]"),
+    "short_block": ("R1", "user_size < P: the block holds the low bytes of a real vftable "
+                          "address, the rest of the word lies past user_size"),
     "mid_vftable": ("R2", "the first word points at the second entry of a real vftable: its "
                           "[-1] is a .text function address"),
+    "vbtable": ("R2", "the first word points at a vbtable {0, offset} in .rdata (virtual "
+                      "inheritance, not handled by doc 1.4); the word before it is 0"),
     "string_literal": ("R2", "the first word points at a P-aligned string literal in .rdata; "
                              "the word before it is text, not a COL address"),
     "col_in_data": ("R2", "the COL (contents valid) lies in writable .data"),
@@ -392,7 +396,8 @@ class CxxModule:
         rule, detail = DECOY_RULES[kind]
         P = self.P
         v = victim
-        need_victim = kind not in ("text_pointer", "string_literal", "td_enum_name", "td_bad_char",
+        need_victim = kind not in ("text_pointer", "string_literal", "vbtable", "td_enum_name",
+                                   "td_bad_char",
                                    "td_unterminated", "td_unaligned", "chd_signature",
                                    "chd_no_bases", "chd_too_many_bases", "bca_other_type",
                                    "td_foreign_type_info", "module_not_captured")
@@ -425,8 +430,14 @@ class CxxModule:
             if at is None or at % P:
                 raise ValueError("private_copy needs the P-aligned address of the copy (at=)")
             value = at + P
+        elif kind == "short_block":
+            value = v.primary.address
         elif kind == "mid_vftable":
             value = v.primary.address + P
+        elif kind == "vbtable":
+            at = self.rdata.alloc(P + 8, align=P)                    # P zero bytes, then it
+            self.rdata.pack(at + P, "<ii", 0, 2 * P)                 # vbptr offset, vbase offset
+            value = at + P
         elif kind == "string_literal":
             value = self.string_literal("Kalibrierung %s fehlgeschlagen")
         elif kind == "col_in_data":

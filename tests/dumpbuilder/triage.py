@@ -123,6 +123,30 @@ CONVENTIONS = {
     "mi_consistency": "one multiple-inheritance object has 0 instead of its secondary vfptr "
                       "(half destroyed); doc 1.4 says the optional consistency check never "
                       "changes a name, so it is named",
+    "empty_allocation": "a 0-byte allocation has an empty range, so no word references it: "
+                        "it is always unreferenced",
+    "root_memory_kinds": "a read-only MEM_MAPPED view is root memory (doc 2.2 excludes only "
+                         "non-writable MEM_IMAGE regions), kind other; a word in the PEB page "
+                         "(ProcessParameters, _PEB +0x20 x64 / +0x10 x86 per public symbols) "
+                         "and words in TEB TlsSlots (+0x1480 x64 / +0xE10 x86) are kind other",
+    "images": "vision.dll, core.dll and plugin.dll are synthetic PE images (tests/dumpbuilder/"
+              "rtti.py): .text [0x1000, 0x2000), .rdata [0x2000, 0x4000) read-only, .data "
+              "[0x4000, 0x5000) read/write, every VirtualSize a multiple of 0x1000, so 'lies in "
+              "a section' reads the same with VirtualSize or the page-rounded size; each image "
+              "has its own type_info vftable (doc 1.3 [VCRT]); vision.dll and core.dll are "
+              "captured whole, plugin.dll only its header page and first .rdata page (its RTTI "
+              "is on the second .rdata page)",
+    "name_bounds": "no TypeDescriptor name comes near the 512-byte bound of R5 (names are short, "
+                   "or have no NUL in the first 600 bytes); every RTTI structure lies wholly "
+                   "inside its image or wholly outside, so 'inside M' never depends on reading "
+                   "it as the start address or the whole structure",
+    "capture": "E and every word the scenario writes into an allocation are captured, except "
+               "what lies past the first page of a virtual block",
+    "modules_record": "triage.modules[]: per C++ image {name, base, type_info_vftable, "
+                      "type_info_descriptor, sections, classes[] (decorated, type_name, "
+                      "type_descriptor, hierarchy_descriptor, vftables[] {address, col, "
+                      "offset}), decoys[] (kind, value = the first word of the decoy block, "
+                      "rule, detail)}",
     "relaxed_r5": "doc 4 allows relaxing R5 to 'same pVFTable as every other validated "
                   "TypeDescriptor of the image'; every TypeDescriptor here either points at "
                   "its own image's type_info vftable (whose COL passes R5's self-check) or "
@@ -303,7 +327,16 @@ class Triage:
 
     def decoy(self, r: Ref, decoy: Decoy, fields: Data | None = None, *, content: str,
               role: str = "") -> Declared:
-        """A block whose first word is ``decoy.value`` and that must not be named."""
+        """A block whose first word is ``decoy.value`` and that must not be named.  A block
+        smaller than P holds the first user_size bytes of the value; the whole word is still
+        written (its last bytes lie in the block's unused tail)."""
+        if r.size < self.P:
+            full = struct.pack(self._pf, decoy.value)
+            d = self._declare(r, Data(self.P).raw(full[:r.size]), content,
+                              role or f"decoy {decoy.kind}: {decoy.detail}", decoy=decoy)
+            self.words.append(Word(r.user, decoy.value, "whole vfptr word of a block smaller "
+                                                        "than P", self.P))
+            return d
         d = Data(self.P).word(decoy.value)
         if fields is not None:
             base = len(d)

@@ -186,10 +186,10 @@ def _triage_process(name: str, arch: str, build: int, *, ust: bool, pid: int,
     extra = HEAP_CAPTURE_STACK_BACKTRACES if ust else 0
     h0 = NtHeap(b, plan["heap0"], arch=arch, epoch=epoch, seed=pid, ust=ust, stack_db=db,
                 flags=PROCESS_HEAP_FLAGS | extra, reserve=0x40000 if x64 else 0x20000,
-                committed=[(0, 0x9000 if x64 else 0x5000)], process_heaps_index=1,
+                committed=[(0, 0x4000 if x64 else 0x2000)], process_heaps_index=1,
                 fill_tag=0xA1)
     h1 = NtHeap(b, plan["heap1"], arch=arch, epoch=epoch, seed=pid + 1, ust=ust, stack_db=db,
-                flags=PRIVATE_HEAP_FLAGS | extra, reserve=0x10000, committed=[(0, 0x2000)],
+                flags=PRIVATE_HEAP_FLAGS | extra, reserve=0x10000, committed=[(0, 0x1000)],
                 process_heaps_index=2, fill_tag=0xA2)
     if build >= 9600:
         lfh = Lfh(h0, build=build, key=lfh_key(pid * 7919 + build), seed=pid + 0x1F)
@@ -228,6 +228,8 @@ def _triage_process(name: str, arch: str, build: int, *, ust: bool, pid: int,
     utf16_odd, utf16_euro = bk(17), bk(0x20)
     cb_struct, single_ptr, ptr_reserved, ptr_misc = bk(2 * P), bk(4 * P), bk(2 * P), bk(4 * P)
     fillers = [bk(n) for n in (0x30, 0x58)]
+    ctor, only_vfptr, short = bk(SZ["job"]), bk(P), bk(P - 1)
+    params = bk(0x40)
 
     # ---- LFH blocks of the process heap ----------------------------------------------
     z = lfh.zone()
@@ -259,20 +261,20 @@ def _triage_process(name: str, arch: str, build: int, *, ust: bool, pid: int,
 
     # ---- decoys (vision.dll; rules of doc 1.4) ---------------------------------------
     kinds = ["text_pointer", "type_descriptor_pointer", "vftable_in_data", "vftable_unaligned",
-             "private_copy", "mid_vftable", "string_literal", "col_in_data", "col_unaligned",
+             "private_copy", "mid_vftable", "vbtable", "string_literal", "col_in_data", "col_unaligned",
              "col_in_other_image", "module_not_captured", "signature", "td_outside_image",
              "chd_outside_image", "secondary_vftable", "td_not_type_info",
              "td_foreign_type_info", "td_enum_name", "td_bad_char", "td_unterminated",
              "td_unaligned", "chd_signature", "chd_no_bases", "chd_too_many_bases",
              "bca_other_type"]
     if x64:
-        kinds.insert(12, "pself")
+        kinds.insert(kinds.index("signature") + 1, "pself")
     arena = pl["arena"]
     copy_at = arena + 0x800
     decoys = []
     for k in kinds:
         victim = {"secondary_vftable": C.job, "text_pointer": None, "string_literal": None,
-                  "module_not_captured": None}.get(k, C.image)
+                  "module_not_captured": None, "vbtable": None}.get(k, C.image)
         other = plug if k == "module_not_captured" else core
         decoys.append(vis.decoy(k, victim, other, at=copy_at if k == "private_copy" else None))
     # The decoy blocks: back end (x64 h1 room permitting) -- one busy block each.
@@ -498,6 +500,25 @@ def _triage_process(name: str, arch: str, build: int, *, ust: bool, pid: int,
     t.pointer(g_misc, ptr_misc.user, "vision.dll .data g_misc")
     for r in fillers:
         t.role(r, "back-end pattern filler (unreferenced)")
+    # Doc 1.4 limits: an object under construction carries its base's vftable (named as the
+    # base); a class with nothing but a vfptr (user_size == P); a block smaller than P.
+    t.obj(ctor, C.widget, D().word(0).ptr(0).ptr(0).u32(0).u32(0), vfptrs=[C.widget.primary.address],
+          role="an InspectionJob under construction (Widget's constructor ran, the "
+               "secondary vfptr not yet set): named Widget, the base (doc 1.4 limits); from "
+               "the arena")
+    t.pointer(ar.take(), ctor.user, "arena word")
+    t.obj(only_vfptr, C.widget, role="user_size == P: only a vfptr (R1 holds); from the arena")
+    t.pointer(ar.take(), only_vfptr.user, "arena word")
+    t.decoy(short, vis.decoy("short_block", C.image), content="other",
+            role="decoy short_block: user_size P-1 holds the low bytes of CImageBuffer's "
+                 "vftable, the last byte lies past user_size (R1: user_size < P); from the "
+                 "arena")
+    t.pointer(ar.take(), short.user, "arena word")
+    # A PEB word: ProcessParameters (public symbols: _PEB +0x20 x64 / +0x10 x86, the field
+    # after Ldr, process.PebLayout) points at a heap block here.
+    t.fill(params, D().u32(0x40).u32(0x40).u32(1).u32(0), content="other",
+           role="RTL_USER_PROCESS_PARAMETERS-like block held by a PEB word (other)")
+    t.pointer(plan["peb"] + (0x20 if x64 else 0x10), params.user, "PEB.ProcessParameters")
 
     # Decoys: first word looks like a vfptr, then small integers (content other).
     for k, (r, d) in enumerate(zip(decoy_refs, decoys)):
@@ -562,10 +583,10 @@ def _series_dump(hour: int) -> tuple[DumpBuilder, dict]:
     t = Triage(b, arch)
     epoch = epoch_for_build(build)
     h0 = NtHeap(b, plan["heap0"], arch=arch, epoch=epoch, seed=SERIES_PID,
-                flags=PROCESS_HEAP_FLAGS, reserve=0x40000, committed=[(0, 0x6000)],
+                flags=PROCESS_HEAP_FLAGS, reserve=0x40000, committed=[(0, 0x3000)],
                 process_heaps_index=1, fill_tag=0xA1)
     h1 = NtHeap(b, plan["heap1"], arch=arch, epoch=epoch, seed=SERIES_PID + 1,
-                flags=PRIVATE_HEAP_FLAGS, reserve=0x10000, committed=[(0, 0x2000)],
+                flags=PRIVATE_HEAP_FLAGS, reserve=0x10000, committed=[(0, 0x1000)],
                 process_heaps_index=2, fill_tag=0xA2)
     lfh = Lfh(h0, build=build, key=lfh_key(SERIES_PID * 7919 + build), seed=SERIES_PID + 0x1F)
 
