@@ -21,35 +21,38 @@ if TYPE_CHECKING:  # pragma: no cover
 
 CONTENT_NAMES = dict(_core.CONTENT_CLASSES)
 #: Columns of :func:`type_summary`.
-TYPE_SUMMARY_COLUMNS = ["key", "type", "module", "count", "bytes", "unreferenced_count", "unreferenced_bytes"]
+TYPE_SUMMARY_COLUMNS = ["key", "type", "type_name", "content", "count", "bytes", "unreferenced_count", "unreferenced_bytes"]
 _HEAP_ENTRY_FLAGS = [(0x01, "busy"), (0x02, "extra"), (0x04, "fill"), (0x08, "virtual"), (0x10, "last")]
 
 
 def type_keys(dump: "Dump", type_id: np.ndarray, content: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per block, the §2.4 grouping key and its label and module: the decorated name and
-    undecorated type of a named block (its image as module), else the content class (key and
-    label ``(ascii)``, ``(zero)``, ..., no module). Object arrays."""
+    """Per block, leak-triage.md §2.4's grouping key with its decorated and display names: a
+    named block's key is its decorated name (``.?AVWidget@@``, the same in every image that
+    defines it) and its label the undecorated type; any other block's key is its content class
+    (``ascii``, ``zero``, ...; decorated names start with ``.?A``, so the two never collide) and
+    its label the class in parentheses. Object arrays (key, decorated or None, label)."""
     t = dump.types()
     decorated = np.concatenate([np.array([None], dtype=object), t["decorated"]])
     names = np.concatenate([np.array([None], dtype=object), np.array([n or d for n, d in zip(t["name"], t["decorated"])], dtype=object)])
-    modules = np.concatenate([np.array([""], dtype=object), t["module"]])
     idx = type_id.astype(np.int64) + 1
     named = idx > 0
     lut = np.empty(max(CONTENT_NAMES) + 1, dtype=object)
-    lut[:] = [f"({CONTENT_NAMES.get(i, i)})" for i in range(len(lut))]
+    lut[:] = [CONTENT_NAMES.get(i, str(i)) for i in range(len(lut))]
     cls = lut[content.astype(np.intp)]
     key = np.where(named, decorated[idx], cls)
-    label = np.where(named, names[idx], cls)
-    return key, label, np.where(named, modules[idx], "")
+    label = np.where(named, names[idx], np.array([f"({c})" for c in cls], dtype=object) if len(cls) else cls)
+    return key, np.where(named, decorated[idx], None), label
 
 
 def type_summary(dump: "Dump") -> "pd.DataFrame":
     """leak-triage.md §2.4's summary: allocations grouped by decorated name (named blocks) or by
     content class (the others), with count and bytes (sum of user_size), and how many of them,
-    and how many bytes, are unreferenced; sorted by unreferenced bytes, then bytes.
+    and how many bytes, are unreferenced; sorted by unreferenced bytes, then bytes, then count
+    (descending), then key.
 
-    Columns: key (decorated name, or the class in parentheses), type (undecorated name, or the
-    class), module, count, bytes, unreferenced_count, unreferenced_bytes.
+    Columns: key (the decorated name, or the content class), type (the decorated name, or None),
+    type_name (the undecorated name, or the class in parentheses), content (``object`` for named
+    groups), count, bytes, unreferenced_count, unreferenced_bytes.
 
     Example:
         >>> ntheap.type_summary(ntheap.Dump("app.dmp")).head()  # doctest: +SKIP
@@ -58,21 +61,26 @@ def type_summary(dump: "Dump") -> "pd.DataFrame":
 
     b = dump.blocks()
     alloc = b["is_allocation"]
-    key, label, module = type_keys(dump, b["type_id"][alloc], b["content"][alloc])
+    key, decorated, label = type_keys(dump, b["type_id"][alloc], b["content"][alloc])
     size = b["user_size"][alloc].astype(np.int64)
     lost = ~b["reachable"][alloc]
-    df = pd.DataFrame({"key": key, "type": label, "module": module, "size": size, "lost": lost})
+    content = np.array([CONTENT_NAMES.get(int(c), str(c)) for c in b["content"][alloc]], dtype=object)
+    df = pd.DataFrame({"key": key, "type": decorated, "type_name": label, "content": content, "size": size, "lost": lost})
     df["lost_size"] = np.where(lost, size, 0)
     g = df.groupby("key", sort=False).agg(
         type=("type", "first"),
-        module=("module", "first"),
+        type_name=("type_name", "first"),
+        content=("content", "first"),
         count=("size", "size"),
         bytes=("size", "sum"),
         unreferenced_count=("lost", "sum"),
         unreferenced_bytes=("lost_size", "sum"),
     )
     g = g.reset_index().astype({"count": np.int64, "bytes": np.int64, "unreferenced_count": np.int64, "unreferenced_bytes": np.int64})
-    g = g.sort_values(["unreferenced_bytes", "bytes", "key"], ascending=[False, False, True], kind="stable", ignore_index=True)
+    # "first" skips None; a key is a decorated name exactly when it starts with ".?A".
+    g["type"] = pd.Series([k if k.startswith(".?A") else None for k in g["key"]], index=g.index, dtype=object)
+    g = g.sort_values(["unreferenced_bytes", "bytes", "count", "key"], ascending=[False, False, False, True], kind="stable",
+                      ignore_index=True)
     return g[TYPE_SUMMARY_COLUMNS]
 
 
@@ -112,7 +120,7 @@ def heap_l_text(dump: "Dump", *, summary: int = 20) -> str:
             adjacent = p >= 0 and seg[p] == seg[r] and int(addr[p]) + int(size[p]) == int(addr[r])
             prev.append(int(size[p]) if adjacent else 0)
         kinds = blocks.to_pandas(["kind"])["kind_name"].to_numpy()[rows]
-        key, label, _ = type_keys(dump, leaks["type_id"], leaks["content"])
+        _, _, label = type_keys(dump, leaks["type_id"], leaks["content"])
         header = (f"{'Entry':<{w}}  {'User':<{w}}  {'Heap':<{w}}  {'Segment':<{w}}  {'Size':>8}  {'PrevSize':>8}  "
                   f"{'Unused':>6}  Flags")
         lines += [header, "-" * (len(header) + 24)]
@@ -125,7 +133,7 @@ def heap_l_text(dump: "Dump", *, summary: int = 20) -> str:
     df = type_summary(dump)
     lines += ["", "Allocations by type (unreferenced first):"]
     rows_t: List[List[Any]] = [
-        [f"{r.unreferenced_bytes:,}", f"{r.unreferenced_count:,}", f"{r.bytes:,}", f"{r.count:,}", r.type]
+        [f"{r.unreferenced_bytes:,}", f"{r.unreferenced_count:,}", f"{r.bytes:,}", f"{r.count:,}", r.type_name]
         for r in df.head(summary).itertuples()
     ]
     lines.append(format_table(["unref bytes", "unref count", "bytes", "count", "type"], rows_t, align="rrrrl"))

@@ -8,9 +8,11 @@
 //!
 //! Each distinct vftable is validated once (a dump with millions of objects has a few thousand
 //! vftables), so the pass over the blocks is one read and one hash lookup per block whose first
-//! word points into an image. Types are identified by their TypeDescriptor: every vftable of a
-//! class (the complete object's and its secondary ones, §1.1) names the same TypeDescriptor, so
-//! a class has one type id per image whatever vftable named it. Display names follow §1.5.
+//! word points into an image. A type id stands for one validated complete-object vftable: the
+//! same decorated name in two images (each links its own copy of a template, §1.3) gives two
+//! ids, which analyses group again by decorated name (§2.4). A class's secondary vftables
+//! (COL offset ≠ 0) name its TypeDescriptor too, but never a block (R4). Display names follow
+//! §1.5.
 
 use std::collections::HashMap;
 
@@ -28,7 +30,8 @@ pub const MAX_BASE_CLASSES: u32 = 64;
 /// The decorated name of `std::type_info`'s own TypeDescriptor (§1.3).
 pub const TYPE_INFO_NAME: &str = ".?AVtype_info@@";
 
-/// One C++ type that named at least one block.
+/// One C++ type, as one complete-object vftable of one image names it (a class defined in two
+/// images, or named through two vftables, has one entry each).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RttiType {
     /// The display name (§1.5): `contoso::net::Session`, `core::Pool<int,16>`; empty when the
@@ -40,7 +43,7 @@ pub struct RttiType {
     pub module: usize,
     /// The image's file name.
     pub module_name: String,
-    /// The complete object's vftable that first named a block of this type.
+    /// The complete object's vftable (the vfptr of the blocks it names).
     pub vftable: u64,
     /// Address of the TypeDescriptor.
     pub type_descriptor: u64,
@@ -81,10 +84,12 @@ pub struct Namer<'a> {
     images: &'a Images,
     /// (vftable, x64?) → type index.
     vftables: HashMap<(u64, bool), Option<u32>>,
-    /// (TypeDescriptor, x64?) → type index (R5 passed), or None.
-    descriptors: HashMap<(u64, bool), Option<u32>>,
-    /// (type_info vftable, x64?) → passes §1.3's self-check.
-    type_info: HashMap<(u64, bool), bool>,
+    /// (TypeDescriptor, x64?) → its decorated name when R5 passes.
+    descriptors: HashMap<(u64, bool), Option<String>>,
+    /// (image, type_info vftable, x64?) → passes §1.3's self-check *for that image*: R5 wants
+    /// the type_info vftable of the TypeDescriptor's own image, so another image's (valid for
+    /// its own TypeDescriptors) must not pass.
+    type_info: HashMap<(usize, u64, bool), bool>,
     types: Vec<RttiType>,
 }
 
@@ -154,11 +159,19 @@ impl<'a> Namer<'a> {
             return None;
         }
         // R5: the TypeDescriptor; R6: the class hierarchy descriptor.
-        let ty = self.descriptor(img, col.td, arch)?;
+        let decorated = self.descriptor(img, col.td, arch)?;
         self.hierarchy_names(img, col.chd, col.td, arch).then_some(())?;
-        if self.types[ty as usize].vftable == 0 {
-            self.types[ty as usize].vftable = v;
-        }
+        let ty = u32::try_from(self.types.len()).ok()?;
+        self.types.push(RttiType {
+            name: display_name(&decorated).unwrap_or_default(),
+            is_struct: decorated.starts_with(".?AU"),
+            decorated,
+            module: img.module,
+            module_name: img.name.clone(),
+            vftable: v,
+            type_descriptor: col.td,
+            arch,
+        });
         Some(ty)
     }
 
@@ -191,18 +204,18 @@ impl<'a> Namer<'a> {
         (img.contains(td, 1) && img.contains(chd, 1)).then_some(Col { offset: u(4), td, chd })
     }
 
-    /// R5: the TypeDescriptor at `td`; its type index when valid.
-    fn descriptor(&mut self, img: &Image, td: u64, arch: Arch) -> Option<u32> {
+    /// R5: the TypeDescriptor at `td`; its decorated name when valid.
+    fn descriptor(&mut self, img: &Image, td: u64, arch: Arch) -> Option<String> {
         let key = (td, arch == Arch::X64);
-        if let Some(&hit) = self.descriptors.get(&key) {
-            return hit;
+        if let Some(hit) = self.descriptors.get(&key) {
+            return hit.clone();
         }
         let found = self.validate_descriptor(img, td, arch);
-        self.descriptors.insert(key, found);
+        self.descriptors.insert(key, found.clone());
         found
     }
 
-    fn validate_descriptor(&mut self, img: &Image, td: u64, arch: Arch) -> Option<u32> {
+    fn validate_descriptor(&mut self, img: &Image, td: u64, arch: Arch) -> Option<String> {
         let p = arch.ptr_size();
         if td % p != 0 {
             return None;
@@ -217,26 +230,14 @@ impl<'a> Namer<'a> {
         if !self.is_type_info_vftable(img, t, arch) {
             return None;
         }
-        let decorated = String::from_utf8(name).ok()?;
-        let ty = u32::try_from(self.types.len()).ok()?;
-        self.types.push(RttiType {
-            name: display_name(&decorated).unwrap_or_default(),
-            is_struct: decorated.starts_with(".?AU"),
-            decorated,
-            module: img.module,
-            module_name: img.name.clone(),
-            vftable: 0,
-            type_descriptor: td,
-            arch,
-        });
-        Some(ty)
+        String::from_utf8(name).ok()
     }
 
     /// §1.3 as R5 checks it: `t` is an aligned vftable in a read-only section of `img` whose
     /// `[-1]` COL (R2–R4, offset 0) names a TypeDescriptor `.?AVtype_info@@` whose `pVFTable` is
     /// `t` itself.
     fn is_type_info_vftable(&mut self, img: &Image, t: u64, arch: Arch) -> bool {
-        let key = (t, arch == Arch::X64);
+        let key = (img.module, t, arch == Arch::X64);
         if let Some(&hit) = self.type_info.get(&key) {
             return hit;
         }

@@ -1,0 +1,137 @@
+"""Leak triage without +ust (leak-triage.md): C++ types, content classes and reachability of
+every allocation of the builder's triage dumps, checked against the builder's JSON (which
+tests/dumpbuilder/rtti.py writes from the definition, never from the reader)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import numpy as np
+import pytest
+
+import ntheap
+from ntheap.triageviews import type_summary
+
+from conftest import fixture
+
+SCENARIOS = ["triage_x64", "triage_x86", "triage_ust_x64", "triage_series_1", "triage_series_2", "triage_series_3"]
+ROOT_BITS = dict(ntheap._core.ROOT_KINDS)
+ROOT_ORDER = ["global", "stack", "register", "other"]
+
+
+def _got(name: str) -> Dict[int, Dict[str, Any]]:
+    """Per user address: what the reader says about each allocation, in the JSON's terms."""
+    path, _ = fixture(name)
+    dump = ntheap.Dump(path)
+    b = dump.blocks()
+    df = b.to_pandas()
+    types = dump.types().to_pandas()
+    out: Dict[int, Dict[str, Any]] = {}
+    for r in df[df.is_allocation].itertuples():
+        t = types.iloc[r.type_id] if r.type_id >= 0 else None
+        out[int(r.user_address)] = {
+            "kind": r.kind_name,
+            "user_size": int(r.user_size),
+            "type": None if t is None else t["decorated"],
+            "type_name": None if t is None else (t["name"] or None),
+            "type_module": None if t is None else t["module"],
+            "vftable": None if t is None else int(t["vftable"]),
+            "is_struct": None if t is None else bool(t["is_struct"]),
+            "content": r.content_name,
+            "reachable": bool(r.reachable),
+            "reached_by": r.reached_by_name,
+            "depth": None if r.depth < 0 else int(r.depth),
+            "direct_roots": [k for k in ROOT_ORDER if int(r.direct_roots) & {n: bit for bit, n in ROOT_BITS.items()}[k]],
+        }
+    return out
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_every_allocation_has_the_expected_type_content_and_reachability(name: str) -> None:
+    _, expected = fixture(name)
+    got = _got(name)
+    want = expected["triage"]["allocations"]
+    assert sorted(got) == [a["user_address"] for a in want], "the allocations themselves"
+    fields = ["kind", "user_size", "type", "type_name", "type_module", "vftable", "is_struct", "content", "reachable",
+              "reached_by", "depth", "direct_roots"]
+    wrong: List[str] = []
+    for a in want:
+        g = got[a["user_address"]]
+        for f in fields:
+            if g[f] != a[f]:
+                wrong.append(f"{a['user_address']:#x} ({a.get('role')}): {f} is {g[f]!r}, expected {a[f]!r}")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_types_table_lists_each_type_module_and_vftable(name: str) -> None:
+    path, expected = fixture(name)
+    dump = ntheap.Dump(path)
+    t = dump.types().to_pandas()
+    b = dump.blocks()
+    alloc = b["is_allocation"]
+    ids, counts = np.unique(b["type_id"][alloc], return_counts=True)
+    count = dict(zip(ids.tolist(), counts.tolist()))
+    got = sorted((r.decorated, r.module, int(r.vftable), r.name, bool(r.is_struct), count.get(r.id, 0)) for r in t.itertuples())
+    want = sorted((x["type"], x["type_module"], x["vftable"], x["type_name"], x["is_struct"], x["count"])
+                  for x in expected["triage"]["types"])
+    assert got == want
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_unreferenced_are_exactly_the_expected_blocks(name: str) -> None:
+    path, expected = fixture(name)
+    want = expected["triage"]["unreferenced"]
+    leaks = ntheap.Dump(path).unreferenced()
+    assert sorted(leaks["user_address"].tolist()) == want["user_addresses"]
+    assert int(leaks["user_size"].sum()) == want["bytes"] and len(leaks) == want["count"]
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_type_summary_follows_section_2_4(name: str) -> None:
+    path, expected = fixture(name)
+    got = type_summary(ntheap.Dump(path))
+    want = expected["triage"]["summary"]
+    fields = ["key", "type", "content", "count", "bytes", "unreferenced_count", "unreferenced_bytes"]
+    rows = [{f: (None if f == "type" and r["type"] is None else r[f]) for f in fields} for r in got.to_dict("records")]
+    assert rows == [{f: w[f] for f in fields} for w in want]
+
+
+def test_heap_l_lists_exactly_the_unreferenced_blocks(capsys: pytest.CaptureFixture[str]) -> None:
+    from ntheap.cli import main
+
+    path, expected = fixture("triage_x64")
+    want = expected["triage"]["unreferenced"]
+    assert main(["heap", "-l", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{want['count']} potential unreachable blocks were detected." in out
+    listed = [int(line.split()[1], 16) for line in out.splitlines() if line[:1] in "0123456789abcdef" and len(line.split()) > 7]
+    assert sorted(listed) == want["user_addresses"]
+
+
+def test_lazy_columns_run_only_when_read() -> None:
+    path, _ = fixture("triage_x64")
+    dump = ntheap.Dump(path)
+    b = dump.blocks()
+    assert "type_id" in b.columns and "type_id" not in b.computed
+    assert dump.triage_stats() == {}
+    b["type_id"]
+    stats = dump.triage_stats()
+    assert "type_seconds" in stats and "mark_seconds" not in stats
+    b["reachable"]
+    assert "mark_seconds" in dump.triage_stats()
+
+
+def test_allocation_at_names_the_type_and_previews_the_bytes() -> None:
+    path, expected = fixture("triage_x64")
+    dump = ntheap.Dump(path)
+    for a in expected["triage"]["allocations"]:
+        if a["type_name"] and a["type_name"] == "CImageBuffer":
+            found = dump.allocation_at(a["user_address"])
+            assert found is not None
+            assert (found.type_name, found.decorated, found.content) == ("CImageBuffer", ".?AVCImageBuffer@@", "object")
+            assert "type CImageBuffer" in found.text
+        if a["content"] == "ascii":
+            found = dump.allocation_at(a["user_address"])
+            assert found is not None and found.content == "ascii" and found.preview.startswith('"')
+            assert dump.peek(a["user_address"]).startswith('"')
