@@ -196,16 +196,25 @@ pub fn classify_block(
 /// The content code of every row of `report` ([`Content::None`] for rows that are not
 /// allocations); `type_id` is the type pass's column (≥ 0: named).
 pub fn classify_blocks(mem: &AddressSpace, committed: &Committed, report: &HeapReport, type_id: &[i32]) -> Vec<u8> {
+    use rayon::prelude::*;
+
     let b = &report.blocks;
-    let mut out = vec![Content::None.code(); b.len()];
+    let mut arch_of = vec![Arch::X64; b.len()];
     for h in &report.heaps {
-        for row in h.blocks.start.min(b.len())..h.blocks.end.min(b.len()) {
+        let r = h.blocks.start.min(b.len())..h.blocks.end.min(b.len());
+        arch_of[r].fill(h.arch);
+    }
+    let mut out = vec![Content::None.code(); b.len()];
+    out.par_chunks_mut(1 << 16).enumerate().for_each(|(c, chunk)| {
+        for (i, slot) in chunk.iter_mut().enumerate() {
+            let row = (c << 16) + i;
             if b.is_allocation[row] {
                 let named = type_id.get(row).is_some_and(|&t| t >= 0);
-                out[row] = classify_block(mem, committed, b.user_address[row], b.user_size[row], h.arch, named).code();
+                *slot =
+                    classify_block(mem, committed, b.user_address[row], b.user_size[row], arch_of[row], named).code();
             }
         }
-    }
+    });
     out
 }
 

@@ -152,7 +152,10 @@ impl AllocIndex {
                 ext.push((start, end, r));
             }
         }
-        ext.sort_unstable_by_key(|e| (e.0, e.2));
+        {
+            use rayon::slice::ParallelSliceMut;
+            ext.par_sort_unstable_by_key(|e| (e.0, e.2));
+        }
         let starts: Vec<u64> = ext.iter().map(|e| e.0).collect();
         let ends: Vec<u64> = ext.iter().map(|e| e.1).collect();
         let rows = ext.iter().map(|e| e.2).collect();

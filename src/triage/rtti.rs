@@ -333,20 +333,40 @@ pub struct TypeTable {
 }
 
 /// Name every allocation of `report` (§1.4), reading memory from `mem` and images from `images`.
+///
+/// Two steps: on every core, the first word of each allocation is read and kept only when it
+/// points into an image (almost none do); then each distinct candidate vftable is validated
+/// once, in row order, so type ids are numbered by first appearance.
 pub fn name_blocks(mem: &AddressSpace, images: &Images, report: &HeapReport) -> TypeTable {
+    use rayon::prelude::*;
+
     let b = &report.blocks;
     let mut type_id = vec![-1i32; b.len()];
+    // (first row, past last row, arch) of every heap.
+    let spans: Vec<(usize, usize, Arch)> =
+        report.heaps.iter().map(|h| (h.blocks.start.min(b.len()), h.blocks.end.min(b.len()), h.arch)).collect();
+    const CHUNK: usize = 1 << 16;
+    let candidates: Vec<(usize, u64, Arch)> = spans
+        .iter()
+        .flat_map(|&(s, e, arch)| (s..e).step_by(CHUNK).map(move |c| (c, (c + CHUNK).min(e), arch)))
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .flat_map_iter(|(s, e, arch)| {
+            (s..e).filter_map(move |row| {
+                if !b.is_allocation[row] || b.user_size[row] < arch.ptr_size() {
+                    return None;
+                }
+                let v = mem.read_ptr(arch, b.user_address[row]).ok()?;
+                images.at(v).is_some().then_some((row, v, arch))
+            })
+        })
+        .collect();
     let mut namer = Namer::new(mem, images);
     let mut named = 0;
-    for h in &report.heaps {
-        for row in h.blocks.start.min(b.len())..h.blocks.end.min(b.len()) {
-            if !b.is_allocation[row] {
-                continue;
-            }
-            if let Some(t) = namer.name_block(b.user_address[row], b.user_size[row], h.arch) {
-                type_id[row] = t as i32;
-                named += 1;
-            }
+    for (row, v, arch) in candidates {
+        if let Some(t) = namer.name_vfptr(v, arch) {
+            type_id[row] = t as i32;
+            named += 1;
         }
     }
     let vftables_checked = namer.vftables_checked();
