@@ -199,7 +199,11 @@ struct StackColumns {
 }
 
 fn stack_columns(t: &StackTable, sym: &Symbolizer) -> StackColumns {
-    let TableSymbols { distinct, frames, frame_index, keys } = sym.symbolize_table(t);
+    columns_of(t, sym.symbolize_table(t))
+}
+
+fn columns_of(t: &StackTable, symbols: TableSymbols) -> StackColumns {
+    let TableSymbols { distinct, frames, frame_index, keys } = symbols;
     let mut c = StackColumns {
         offsets: t.offsets.clone(),
         depth: t.depth.clone(),
@@ -229,6 +233,20 @@ fn stack_columns(t: &StackTable, sym: &Symbolizer) -> StackColumns {
 /// The stack table as a dict of numpy arrays and lists (see `ntheap.StackTable`).
 pub(crate) fn stack_dict<'py>(py: Python<'py>, t: &StackTable, sym: &Symbolizer) -> PyResult<Bound<'py, PyDict>> {
     let c = py.detach(|| guard(|| "symbolizing the stacks".into(), || Ok(stack_columns(t, sym))))?;
+    columns_dict(py, t, c)
+}
+
+/// The stack table as [`stack_dict`] gives it, from frames already symbolized (a batch scan).
+pub(crate) fn stack_dict_of<'py>(
+    py: Python<'py>,
+    t: &StackTable,
+    symbols: &TableSymbols,
+) -> PyResult<Bound<'py, PyDict>> {
+    let c = columns_of(t, symbols.clone());
+    columns_dict(py, t, c)
+}
+
+fn columns_dict<'py>(py: Python<'py>, t: &StackTable, c: StackColumns) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("offsets", c.offsets.into_pyarray(py))?;
     d.set_item("depth", c.depth.into_pyarray(py))?;

@@ -16,8 +16,8 @@ use crate::python::stacks::BlockTriage;
 use crate::triage::content::{self, Content};
 use crate::triage::reach::{ReachedBy, RootKind};
 use crate::triage::rtti::Namer;
-use crate::triage::Images;
 use crate::triage::TRIAGE_COLUMNS;
+use crate::triage::{Images, RttiType};
 
 /// One lazy block column, as a new numpy array (the session keeps the pass's own copy).
 pub(crate) fn column<'py>(py: Python<'py>, session: &Session, name: &str) -> PyResult<Bound<'py, PyAny>> {
@@ -35,8 +35,11 @@ pub(crate) fn column<'py>(py: Python<'py>, session: &Session, name: &str) -> PyR
 /// The type table as columns: id, name, decorated, module, vftable, type_descriptor, is_struct,
 /// arch.
 pub(crate) fn type_columns<'py>(py: Python<'py>, session: &Session) -> PyResult<Bound<'py, PyDict>> {
-    let pass = session.types(py)?;
-    let t = &pass.table.types;
+    type_dict(py, &session.types(py)?.table.types)
+}
+
+/// `types` as the columns of [`type_columns`].
+pub(crate) fn type_dict<'py>(py: Python<'py>, t: &[RttiType]) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("id", (0..t.len() as i32).collect::<Vec<_>>().into_pyarray(py))?;
     d.set_item("name", t.iter().map(|x| x.name.clone()).collect::<Vec<_>>())?;

@@ -135,3 +135,72 @@ def test_allocation_at_names_the_type_and_previews_the_bytes() -> None:
             found = dump.allocation_at(a["user_address"])
             assert found is not None and found.content == "ascii" and found.preview.startswith('"')
             assert dump.peek(a["user_address"]).startswith('"')
+
+
+# ---------------------------------------------------------------------------------------------
+# Analyses keyed by type, on the builder's series of one process without +ust
+
+SERIES = ["triage_series_1", "triage_series_2", "triage_series_3"]
+
+
+def _summary_bytes(name: str) -> Dict[str, int]:
+    return {s["key"]: s["bytes"] for s in fixture(name)[1]["triage"]["summary"]}
+
+
+def test_top_types_totals_follow_the_section_2_4_groups() -> None:
+    path, expected = fixture("triage_series_3")
+    df = ntheap.top_types(ntheap.Dump(path), n=None)
+    assert dict(zip(df["type_key"], df["bytes"].tolist())) == _summary_bytes("triage_series_3")
+    labels = {s["key"]: s["type_name"] or f"({s['key']})" for s in expected["triage"]["summary"]}
+    assert dict(zip(df["type_key"], df["type"])) == labels
+
+
+def test_growth_and_diff_by_type_match_each_dump() -> None:
+    paths = [fixture(n)[0] for n in SERIES]
+    g = ntheap.growth(paths, by="type", progress=False)
+    assert list(g.columns) == ["time", "dump", "type_key", "type", "bytes", "count"]
+    for name, path in zip(SERIES, paths):
+        here = g[g["dump"] == str(path)]
+        got = {k: int(b) for k, b in zip(here["type_key"], here["bytes"]) if b}
+        assert got == _summary_bytes(name)
+    first, last = _summary_bytes(SERIES[0]), _summary_bytes(SERIES[-1])
+    d = ntheap.diff(paths[0], paths[-1], by="type")
+    want = {k: last.get(k, 0) - first.get(k, 0) for k in set(first) | set(last)}
+    assert dict(zip(d["type_key"], d["bytes_delta"].tolist())) == want
+
+
+def test_report_without_ust_names_the_growing_types_and_the_likely_leaks(tmp_path: Any) -> None:
+    from ntheap.leakreport import build_report
+
+    paths = [str(fixture(n)[0]) for n in SERIES]
+    out = build_report(paths, progress=False, make_plot=False)
+    first, last = _summary_bytes(SERIES[0]), _summary_bytes(SERIES[-1])
+    names = {s["key"]: s["type_name"] or s["key"] for s in fixture(SERIES[-1])[1]["triage"]["summary"]}
+    grew = [k for k in last if last[k] > first.get(k, 0)]
+    assert grew and "growth is reported by C++ type" in out.text
+    suspects = out.text.split("Types that grew most (top")[1].split("Leak suspect 1")[0]
+    for k in grew:
+        assert names[k] in suspects, names[k]
+    flat = [k for k in last if last[k] == first.get(k, -1) and k.startswith(".?A")]
+    for k in flat:
+        assert names[k] not in suspects, names[k]
+    leaks = fixture(SERIES[-1])[1]["triage"]["unreferenced"]
+    assert f"{leaks['count']:,} allocations ({leaks['bytes']:,} bytes) are referenced by nothing" in out.text
+
+
+def test_plot_growth_by_type(tmp_path: Any) -> None:
+    pytest.importorskip("matplotlib")
+    paths = [fixture(n)[0] for n in SERIES]
+    fig = ntheap.plot_growth(paths, by="type", top=3, progress=False)
+    assert fig.axes[0].get_title().startswith("Top ") and "types" in fig.axes[0].get_title()
+    with pytest.raises(ValueError):
+        ntheap.plot_growth(ntheap.growth(paths, progress=False), by="type")
+
+
+def test_scan_blocks_carry_type_and_content() -> None:
+    paths = [fixture(n)[0] for n in SERIES]
+    res = ntheap.scan(paths, progress=False)
+    last = res.blocks[res.blocks["dump"] == str(paths[-1])]
+    want = {a["user_address"]: (a["type_name"], a["content"]) for a in fixture(SERIES[-1])[1]["triage"]["allocations"]}
+    got = {int(u): (None if t.startswith("(") else t, str(c)) for u, t, c in zip(last["user_address"], last["type"], last["content"])}
+    assert got == want
