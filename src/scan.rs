@@ -71,7 +71,7 @@ pub fn scan_one(path: &Path, symbol_path: Option<&str>, image_path: Option<&str>
     let content = triage::classify_blocks(dump.memory(), &committed, &report, &types.type_id);
     let b = &report.blocks;
     let mut out = BusyBlocks::default();
-    for i in 0..b.len() {
+    for (i, &class) in content.iter().enumerate() {
         if !b.is_allocation[i] {
             continue;
         }
@@ -82,7 +82,7 @@ pub fn scan_one(path: &Path, symbol_path: Option<&str>, image_path: Option<&str>
         out.kind.push(b.kind[i]);
         out.stack_id.push(stacks.block_stack_id.get(i).copied().unwrap_or(-1));
         out.type_id.push(types.type_id[i]);
-        out.content.push(content[i]);
+        out.content.push(class);
     }
     Ok(DumpScan {
         timestamp: dump.info().timestamp,

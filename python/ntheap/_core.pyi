@@ -477,6 +477,7 @@ class ScanJob:
         paths: Sequence[Union[str, PathLike[str]]],
         workers: Optional[int] = None,
         symbol_path: Optional[str] = None,
+        image_path: Optional[str] = None,
     ) -> "ScanJob": ...
     @property
     def total(self) -> int: ...

@@ -139,7 +139,7 @@ impl Images {
                     Err(why) => out.notes.push(format!("{}: {why}", m.name())),
                 }
             }
-            let header = |off: u64, len: u64| -> Option<Vec<u8>> { img_read(mem, &img, m.base + off, len) };
+            let header = |off: u64, len: u64| -> Option<Vec<u8>> { img_read(mem, &img, m.base.checked_add(off)?, len) };
             match parse_headers(&header) {
                 Ok((arch, sections)) => {
                     img.arch = Some(arch);

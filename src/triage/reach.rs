@@ -251,8 +251,8 @@ pub fn scan_words(mem: &AddressSpace, start: u64, end: u64, arch: Arch, mut f: i
         }
         bytes += whole as u64;
         next = first + whole as u64;
-        if next < piece_end && next + p <= end {
-            // A partial word at the end of this range: whole only if the next range continues it.
+        // A partial word at the end of this range: whole only if the next range continues it.
+        if next < piece_end && next.checked_add(p).is_some_and(|e| e <= end) {
             if let Ok(b) = mem.read(next, p) {
                 f(arch.ptrs(&b).next().unwrap_or(0));
                 bytes += p;

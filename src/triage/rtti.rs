@@ -189,10 +189,10 @@ impl<'a> Namer<'a> {
         let u = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
         let (td, chd) = match arch {
             Arch::X64 => {
-                if u(0) != 1 || u64::from(u(0x14)) != c - img.base {
+                if u(0) != 1 || u64::from(u(0x14)) != c.wrapping_sub(img.base) {
                     return None;
                 }
-                (img.base + u64::from(u(0xc)), img.base + u64::from(u(0x10)))
+                (img.base.wrapping_add(u64::from(u(0xc))), img.base.wrapping_add(u64::from(u(0x10))))
             }
             Arch::X86 => {
                 if u(0) != 0 {
@@ -270,7 +270,7 @@ impl<'a> Namer<'a> {
             }
             let resolve = |field: u32| match arch {
                 Arch::X86 => u64::from(field),
-                Arch::X64 => img.base + u64::from(field),
+                Arch::X64 => img.base.wrapping_add(u64::from(field)),
             };
             let array = resolve(u(0xc));
             if !img.contains(array, 4 * u64::from(n)) {
