@@ -288,7 +288,7 @@ pub struct Roots {
 }
 
 /// x64 `CONTEXT` offsets of Rax..R15 (0x78..0xf0) and Rip (0xf8); x86 of Edi, Esi, Ebx, Edx, Ecx,
-/// Eax, Ebp, Eip, Esp (§2.2, from the field order of `CONTEXT_AMD64` / `CONTEXT_X86` [RMD]).
+/// Eax, Ebp, Eip, Esp (§2.2, from the field order of `CONTEXT_AMD64` / `CONTEXT_X86` in rust-minidump).
 fn register_offsets(arch: Arch) -> &'static [usize] {
     match arch {
         Arch::X64 => {

@@ -23,7 +23,7 @@ use crate::memory::AddressSpace;
 use crate::target::Arch;
 use crate::triage::image::{Image, Images};
 
-/// Longest TypeDescriptor name read, NUL included (§1.4 R5, after [BN]).
+/// Longest TypeDescriptor name read, NUL included (§1.4 R5, after Binary Ninja's bound).
 pub const MAX_NAME: usize = 512;
 /// Largest `numBaseClasses` accepted (§1.4 R6, this project's bound).
 pub const MAX_BASE_CLASSES: u32 = 64;
