@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional
 
 import numpy as np
@@ -126,7 +127,9 @@ class Dump(_core.Dump):
 
         Rows nest: an LFH UserBlocks container is followed by its blocks (``parent``, ``level``).
         ``is_allocation`` marks the rows that are something the program asked for; every
-        analysis counts exactly those. The columns and kinds are listed in
+        analysis counts exactly those. The leak-triage columns (``type_id``, ``content``,
+        ``reachable``, ``reached_by``, ``direct_roots``, ``depth``) are computed on first access,
+        once per dump (``table.computed`` lists what is in memory). The columns and kinds are listed in
         ``ntheap.BLOCK_COLUMNS`` and in docs/block-model.md; ``to_pandas()`` adds kind_name,
         corruption_name and not_decoded_name.
 
@@ -134,9 +137,14 @@ class Dump(_core.Dump):
             >>> df = dump.blocks().to_pandas()  # doctest: +SKIP
             >>> df[df.is_allocation].groupby("kind_name").user_size.sum()  # doctest: +SKIP
         """
-        table = block_table(self._block_columns(), {name: (lambda name=name: self._triage_column(name)) for name in LAZY_BLOCK_COLUMNS})
-        table._decoders["type_id"] = ("type", lambda ids: _type_names(self._type_columns())[0][ids.astype(np.int64) + 1])
+        lazy: Dict[str, Callable[[], np.ndarray]] = {name: partial(self._triage_column, name) for name in LAZY_BLOCK_COLUMNS}
+        table = block_table(self._block_columns(), lazy)
+        table._decoders["type_id"] = ("type", self._type_name_of)
         return table
+
+    def _type_name_of(self, type_ids: np.ndarray) -> np.ndarray:
+        """Decoder of the type_id column: the type's display name (None for -1)."""
+        return _type_names(self._type_columns())[0][type_ids.astype(np.int64) + 1]
 
     def types(self) -> Table:
         """The C++ types that name this dump's allocations (MSVC RTTI, leak-triage.md §1).
@@ -176,7 +184,7 @@ class Dump(_core.Dump):
         reachable allocations. One row per unreferenced allocation, in block order: row (its row in
         ``blocks()``), heap, address, user_address, user_size, kind, type_id, type (the C++ type,
         or None), decorated, content (``content_name``), stack_id (-1 without +ust) and preview
-        (the first ``preview`` bytes as text or hex).
+        (the first ``preview`` bytes as text or hex; computed on first access).
 
         A block reported here is a strong leak candidate; a reachable block may still leak (a
         word that merely looks like a pointer keeps it alive). ``triage_stats()["warnings"]``
@@ -192,6 +200,10 @@ class Dump(_core.Dump):
         names, decorated = _type_names(self._type_columns())
         user = blocks["user_address"][rows]
         size = blocks["user_size"][rows]
+
+        def previews() -> np.ndarray:
+            return _objects(self._previews(user.tolist(), size.tolist(), preview)) if preview else _objects([""] * len(rows))
+
         return Table(
             "unreferenced",
             {
@@ -206,8 +218,8 @@ class Dump(_core.Dump):
                 "decorated": decorated[type_id + 1],
                 "content": blocks["content"][rows],
                 "stack_id": blocks["stack_id"][rows],
-                "preview": _objects(self._previews(user.tolist(), size.tolist(), preview)) if preview else _objects([""] * len(rows)),
             },
+            lazy={"preview": previews},
             decoders={"kind": decode(BLOCK_KIND_NAMES), "content": decode(CONTENT_NAMES)},
         )
 

@@ -93,7 +93,7 @@ class StackTable:
             symbols.append(symbol or None)
             offs.append(int(m.group(1).replace("`", ""), 16) if m and module else 0)
         n = len(texts)
-        empty_problems = {k: np.zeros(0, dtype=np.uint64) for k in ("trace_entry", "heap", "block")}
+        empty_problems: Dict[str, Any] = {k: np.zeros(0, dtype=np.uint64) for k in ("trace_entry", "heap", "block")}
         empty_problems.update({"block_count": np.zeros(0, dtype=np.uint64), "kind": np.zeros(0, dtype=np.uint8),
                                "stack_id": np.zeros(0, dtype=np.int32), "detail": []})
         return cls({

@@ -41,7 +41,7 @@ def type_keys(dump: "Dump", type_id: np.ndarray, content: np.ndarray) -> Tuple[n
     cls = lut[content.astype(np.intp)]
     key = np.where(named, decorated[idx], cls)
     label = np.where(named, names[idx], np.array([f"({c})" for c in cls], dtype=object) if len(cls) else cls)
-    return key, np.where(named, decorated[idx], None), label
+    return key, decorated[idx], label  # decorated[0] is None: the unnamed blocks'
 
 
 def type_summary(dump: "Dump") -> "pd.DataFrame":

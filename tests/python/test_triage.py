@@ -204,3 +204,45 @@ def test_scan_blocks_carry_type_and_content() -> None:
     want = {a["user_address"]: (a["type_name"], a["content"]) for a in fixture(SERIES[-1])[1]["triage"]["allocations"]}
     got = {int(u): (None if t.startswith("(") else t, str(c)) for u, t, c in zip(last["user_address"], last["type"], last["content"])}
     assert got == want
+
+
+def _file_layout(img: Any) -> bytes:
+    """A PE file of the builder's mapped image: headers, then each section's raw data at its
+    PointerToRawData (what the loader reads back)."""
+    size = max(s.raw_pointer + s.raw_size for s in img.sections)
+    data = bytearray(size)
+    data[: len(img.headers)] = img.headers
+    for s in img.sections:
+        data[s.raw_pointer:s.raw_pointer + s.raw_size] = img.mapped(s.rva, s.raw_size)
+    return bytes(data)
+
+
+def test_image_path_supplies_rtti_pages_the_dump_lacks(tmp_path: Any) -> None:
+    """plugin.dll's RTTI lies on a page the dump does not hold: its objects have no name from the
+    dump alone (the builder's module_not_captured decoys), and are named from a local copy of the
+    binary, as WinDbg's .exepath would."""
+    from dumpbuilder import triage_scenarios
+
+    b, _ = triage_scenarios.triage_x64()
+    plug = next(m for m in b.modules if m.name.lower() == "plugin.dll")
+    assert plug.image is not None
+    (tmp_path / "PLUGIN.DLL").write_bytes(_file_layout(plug.image))
+    (tmp_path / "core.dll").write_bytes(b"not the module")  # captured whole: never opened
+    path, expected = fixture("triage_x64")
+    modules = {m["name"]: m for m in expected["triage"]["modules"]}
+    host = next(c for c in modules["plugin.dll"]["classes"] if c["decorated"] == ".?AVPluginHost@plugin@@")
+    vft = next(v["address"] for v in host["vftables"] if v["offset"] == 0)
+    victims = [a for a in expected["triage"]["allocations"] if (a.get("decoy") or {}).get("kind") == "module_not_captured"]
+    assert victims and all(a["type"] is None for a in victims)
+    dump = ntheap.Dump(path, image_path=f"{tmp_path / 'absent'};{tmp_path}")
+    assert dump.image_path is not None
+    b2 = dump.blocks().to_pandas(["user_address", "type_id", "content"]).set_index("user_address")
+    types = dump.types().to_pandas()
+    for a in victims:
+        t = types.iloc[int(b2.loc[a["user_address"], "type_id"])]
+        assert (t["decorated"], t["name"], t["module"], int(t["vftable"])) == (host["decorated"], host["type_name"], "plugin.dll", vft)
+    # Everything the dump names by itself is named the same.
+    got = _got("triage_x64")
+    for a in expected["triage"]["allocations"]:
+        if a["type"] is not None:
+            assert got[a["user_address"]]["type"] == a["type"]
