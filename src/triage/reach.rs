@@ -139,27 +139,25 @@ pub struct AllocIndex {
 impl AllocIndex {
     /// Index the non-empty user ranges of the `is_allocation` rows of `report`.
     pub fn new(report: &HeapReport) -> Self {
+        use rayon::slice::ParallelSliceMut;
+
         let b = &report.blocks;
-        let mut ext: Vec<(u64, u64, u32)> = Vec::new();
-        for row in 0..b.len() {
-            if !b.is_allocation[row] || b.user_size[row] == 0 {
-                continue;
-            }
-            let Ok(r) = u32::try_from(row) else { break };
-            let start = b.user_address[row];
-            let end = start.saturating_add(b.user_size[row]);
-            if end > start {
-                ext.push((start, end, r));
-            }
+        let n = b.len().min(u32::MAX as usize);
+        let mut rows: Vec<u32> = (0..n as u32)
+            .filter(|&r| {
+                let r = r as usize;
+                b.is_allocation[r] && b.user_size[r] > 0 && b.user_address[r].checked_add(b.user_size[r]).is_some()
+            })
+            .collect();
+        // Rows are in address order within a segment, so the array is mostly sorted already; sort
+        // only when it is not (row number breaks ties, so a container's first child cannot come
+        // first). One u32 per allocation is sorted, not a tuple.
+        let key = |r: &u32| (b.user_address[*r as usize], *r);
+        if !rows.windows(2).all(|w| key(&w[0]) <= key(&w[1])) {
+            rows.par_sort_unstable_by_key(key);
         }
-        {
-            use rayon::slice::ParallelSliceMut;
-            ext.par_sort_unstable_by_key(|e| (e.0, e.2));
-        }
-        let starts: Vec<u64> = ext.iter().map(|e| e.0).collect();
-        let ends: Vec<u64> = ext.iter().map(|e| e.1).collect();
-        let rows = ext.iter().map(|e| e.2).collect();
-        drop(ext);
+        let starts: Vec<u64> = rows.iter().map(|&r| b.user_address[r as usize]).collect();
+        let ends: Vec<u64> = rows.iter().map(|&r| b.user_address[r as usize] + b.user_size[r as usize]).collect();
         let disjoint = starts.windows(2).zip(&ends).all(|(s, &e)| e <= s[1]);
         let reach = (!disjoint).then(|| {
             let mut max = 0;
