@@ -540,7 +540,7 @@ pub struct Reach {
     pub max_depth: i32,
     /// Seconds spent sorting the allocation index.
     pub index_seconds: f64,
-    /// Seconds spent finding the roots (regions, heap-owned memory).
+    /// Seconds spent finding the roots (regions, heap-owned memory) and setting up the marks.
     pub roots_seconds: f64,
     /// Seconds spent scanning the roots.
     pub root_scan_seconds: f64,
@@ -568,7 +568,6 @@ pub fn mark(dump: &Dump, report: &HeapReport) -> Reach {
     let index = AllocIndex::new(report);
     let t1 = Instant::now();
     let roots = Roots::find(dump, report);
-    let t2 = Instant::now();
     let arch = word_arch(dump, report);
     let mem = dump.memory();
     let n = index.len();
@@ -576,6 +575,7 @@ pub fn mark(dump: &Dump, report: &HeapReport) -> Reach {
     let mut depth = vec![-1i32; n];
     let mut direct = vec![0u8; n];
     let mut frontier: Vec<u32> = Vec::new();
+    let t2 = Instant::now();
 
     let mut root_bytes = 0;
     for &(s, e, kind) in &roots.pieces {
