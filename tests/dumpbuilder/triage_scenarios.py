@@ -286,8 +286,8 @@ def _triage_process(name: str, arch: str, build: int, *, ust: bool, pid: int,
 
     # ---- module globals (vision.dll .data, after the TypeDescriptors) ---------------
     g = _Slots(vis.data.alloc(16 * P, align=P), vis.data.alloc(0, align=P), P)
-    g_image, g_list, g_cache_end, g_pool_hdr, g_table, g_unaligned, g_misc = (
-        g.take() for _ in range(7))
+    g_image, g_list, g_cache_end, g_pool_hdr, g_table, g_misc = (g.take() for _ in range(6))
+    g_unaligned = g.take(2)                 # the word at +P/2 spans two slots
     g_decoys = g.take(2)
     rdata_slot = vis.rdata.alloc(P, align=P)          # a pointer in read-only .rdata
     _install(b, vis, core, plug)

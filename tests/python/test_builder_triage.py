@@ -527,6 +527,18 @@ def test_reachability_brute_force(name):
 
 
 @pytest.mark.parametrize("name", TRIAGE)
+def test_declared_words_are_in_the_dump(name):
+    p, meta = load(name)
+    P = meta["pointer_size"]
+    for r in meta["triage"]["references"]:
+        got = p.ptr(r["address"], P)
+        if got is None:
+            assert r["holder"] == "ignored" and r["why"] == "not captured"
+        else:
+            assert got == r["value"], r
+
+
+@pytest.mark.parametrize("name", TRIAGE)
 def test_registers_in_contexts(name):
     p, meta = load(name)
     ths = threads(p)
