@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import struct
 from collections import defaultdict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import structs as fmt
@@ -261,7 +261,6 @@ class Triage:
         self.words: list[Word] = []
         self.registers: list[tuple[int, str, int, str]] = []     # thread index, name, value, note
         self.roles: dict[int, str] = {}
-        self.modules: list[CxxModule] = []
         self.applied = False
 
     @property

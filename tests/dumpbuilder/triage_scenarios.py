@@ -203,8 +203,8 @@ def _triage_process(name: str, arch: str, build: int, *, ust: bool, pid: int,
         return t.ref(heap, heap.segments[0].busy(n, stack=st()))
 
     # Sizes of the C++ objects (vfptrs first, then the members written below).
-    SZ = dict(image=2 * P + 4 * 2 + 2 * P if x64 else 0x18, point=P + 12, session=P + 2 * P + 8,
-              job=2 * P + 2 * P + 8, pool=P + 64, vector=4 * P, cache=3 * P, widget=P + 8)
+    SZ = dict(image=P + 8 + 3 * P, point=P + 12, session=P + 2 * P + 8, job=2 * P + 2 * P + 8,
+              pool=P + 64, vector=4 * P, cache=3 * P, widget=P + 8)
 
     # ---- back end of the process heap ------------------------------------------------
     img_a, path_a, name_cache = bk(SZ["image"]), bk(0x30), bk(0x10)
