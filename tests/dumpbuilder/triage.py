@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import struct
 from collections import defaultdict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import structs as fmt
@@ -261,7 +261,6 @@ class Triage:
         self.words: list[Word] = []
         self.registers: list[tuple[int, str, int, str]] = []     # thread index, name, value, note
         self.roles: dict[int, str] = {}
-        self.modules: list[CxxModule] = []
         self.applied = False
 
     @property
@@ -368,6 +367,20 @@ class Triage:
         if self.applied:
             raise RuntimeError("apply() twice")
         self.applied = True
+        # No write may silently change another: words overlap only when identical, and a
+        # word over declared contents only replaces zero padding or the same bytes.
+        seen: dict[int, int] = {}
+        for w in sorted(self.words, key=lambda w: w.address):
+            for a, byte in enumerate(struct.pack(self._pf, w.value), start=w.address):
+                if seen.setdefault(a, byte) != byte:
+                    raise ValueError(f"word at {w.address:#x} ({w.note}) overwrites another")
+        for d in self.declared.values():
+            for a, byte in seen.items():
+                if d.ref.user <= a < d.ref.user + len(d.data):
+                    old = d.data[a - d.ref.user]
+                    if old not in (0, byte):
+                        raise ValueError(f"a word at {a:#x} overwrites the contents of "
+                                         f"{d.ref.user:#x}")
         for d in self.declared.values():
             if d.data:
                 self.b.poke(d.ref.user, d.data)

@@ -65,11 +65,12 @@ assert TLS_SLOTS["x64"] + 64 * 8 <= TEB64.capture_size
 # Address plan beside scenarios._HEAP_PLAN (heaps, stacks, TEBs, PEB, ntdll, exe from there).
 _PLAN = {
     "x64": dict(vision=0x7FFA60000000, core=0x7FFA60100000, plugin=0x7FFA60200000,
-                virt=(0x21F4D000000, 0x21F4D400000, 0x21F4D800000, 0x21F4DC00000),
+                virt=(0x21F4D000000, 0x21F4D400000, 0x21F4D800000, 0x21F4DC00000,
+                      0x21F4E000000),
                 arena=0x21F4F000000, mapped=0x21F4F100000, reserved=0x21F4F200000),
     "x86": dict(vision=0x10000000, core=0x10100000, plugin=0x10200000,
                 lfh_heap=0x03B20000,
-                virt=(0x03C30000, 0x03D50000, 0x03E60000, 0x03F70000),
+                virt=(0x03C30000, 0x03D50000, 0x03E60000, 0x03F70000, 0x04080000),
                 arena=0x04100000, mapped=0x04200000, reserved=0x04300000),
 }
 
@@ -202,8 +203,8 @@ def _triage_process(name: str, arch: str, build: int, *, ust: bool, pid: int,
         return t.ref(heap, heap.segments[0].busy(n, stack=st()))
 
     # Sizes of the C++ objects (vfptrs first, then the members written below).
-    SZ = dict(image=2 * P + 4 * 2 + 2 * P if x64 else 0x18, point=P + 12, session=P + 2 * P + 8,
-              job=2 * P + 2 * P + 8, pool=P + 64, vector=4 * P, cache=3 * P, widget=P + 8)
+    SZ = dict(image=P + 8 + 3 * P, point=P + 12, session=P + 2 * P + 8, job=2 * P + 2 * P + 8,
+              pool=P + 64, vector=4 * P, cache=3 * P, widget=P + 8)
 
     # ---- back end of the process heap ------------------------------------------------
     img_a, path_a, name_cache = bk(SZ["image"]), bk(0x30), bk(0x10)
@@ -244,6 +245,7 @@ def _triage_process(name: str, arch: str, build: int, *, ust: bool, pid: int,
             stk = st()
             specs.append(("b", r, stk) if stk else ("b", r))
     ss = lfh.subsegment(z, lfh_block, specs)
+    lfh.retired(z, 2 * lfh_block, 6)            # a descriptor whose UserBlocks were released
     L = [t.ref(h0, blk, ss) if blk.busy else blk for blk in ss.blocks]
     (lfh_img, point_a, point_b, job_b, sess_m, lfh_free, lfh_tail, w_core, w_vis, lfh_free2,
      lfh_ascii, lfh_utf16, point_c, lfh_filler) = L
@@ -254,6 +256,7 @@ def _triage_process(name: str, arch: str, build: int, *, ust: bool, pid: int,
     V2 = t.ref(h0, h0.add_virtual(virt[1], 0x24000, capture="head", stack=st()))
     V3 = t.ref(h0, h0.add_virtual(virt[2], 0x12345, capture="head", stack=st()))
     V4 = t.ref(h1, h1.add_virtual(virt[3], 0x20010, capture="head"))
+    V5 = t.ref(h1, h1.add_virtual(virt[4], 0x40000 + SZ["image"], capture="head", stack=st()))
 
     # ---- private heap ----------------------------------------------------------------
     vec_b, vec_buf_b = bk(SZ["vector"], h1), bk(0x30, h1)
@@ -283,8 +286,8 @@ def _triage_process(name: str, arch: str, build: int, *, ust: bool, pid: int,
 
     # ---- module globals (vision.dll .data, after the TypeDescriptors) ---------------
     g = _Slots(vis.data.alloc(16 * P, align=P), vis.data.alloc(0, align=P), P)
-    g_image, g_list, g_cache_end, g_pool_hdr, g_table, g_unaligned, g_misc = (
-        g.take() for _ in range(7))
+    g_image, g_list, g_cache_end, g_pool_hdr, g_table, g_misc = (g.take() for _ in range(6))
+    g_unaligned = g.take(2)                 # the word at +P/2 spans two slots
     g_decoys = g.take(2)
     rdata_slot = vis.rdata.alloc(P, align=P)          # a pointer in read-only .rdata
     _install(b, vis, core, plug)
@@ -412,6 +415,10 @@ def _triage_process(name: str, arch: str, build: int, *, ust: bool, pid: int,
     t.fill(V3, D().text("frame 0001 dropped; " * 16, nul=False), content="ascii",
            role="pixel/log buffer of the unreferenced LFH CImageBuffer (unreferenced)")
     t.role(V4, "virtual block of the private heap, pattern fill, nothing references it")
+    t.obj(V5, C.image, D().u32(512).u32(512).ptr(V5.user + SZ["image"], "inline pixels")
+          .ptr(0).word(1), role="a CImageBuffer with its pixels inline, in a virtual block "
+          "(named); its pixel pointer points into itself; from a stack slot of thread 1")
+    t.pointer(plan["stacks"][1][0] + 0x100, V5.user, "stack slot of thread 1")
 
     # LFH objects.
     t.obj(lfh_img, C.image, D().u32(320).u32(200).ptr(V3.user, "pixels").ptr(0).word(1),
@@ -604,6 +611,7 @@ def _series_dump(hour: int) -> tuple[DumpBuilder, dict]:
     config = bk(0x40)
     z = lfh.zone()
     ss = lfh.subsegment(z, 0x30, [("b", 0x18), ("b", 0x18), ("f",), ("b", 0x20)])
+    lfh.retired(z, 0x60, 4)
     points = [t.ref(h0, ss.blocks[0], ss), t.ref(h0, ss.blocks[1], ss)]
     lfh_str = t.ref(h0, ss.blocks[3], ss)
     t.fill(widgets_arr, D().ptr(widgets[0].user).ptr(widgets[1].user).ptr(widgets[2].user).ptr(0),

@@ -39,6 +39,7 @@ if TESTS not in sys.path:
 from dumpbuilder.gen_fixtures import dump_json  # noqa: E402
 from dumpbuilder.scenarios import SCENARIOS  # noqa: E402
 
+import test_builder_lfh as lfh_checks  # noqa: E402  (module import: its tests are not re-collected)
 from test_builder_selfcheck import VAE_OFFS, MiniHeap, Parsed  # noqa: E402
 
 TRIAGE = sorted(n for n in SCENARIOS if n.startswith("triage_"))
@@ -436,6 +437,16 @@ def test_allocations_are_the_allocation_rows(name):
 
 
 @pytest.mark.parametrize("name", TRIAGE)
+def test_lfh_structures_from_bytes(name):
+    """The LFH rows (the lfh_block allocations among them) against the bytes, with the
+    independent LFH checks of test_builder_lfh.py."""
+    lfh_checks.test_front_end_and_lfh_heap(name)
+    lfh_checks.test_zones_and_descriptors(name)
+    lfh_checks.test_containers_and_blocks_from_bytes(name)
+    lfh_checks.test_rows_tile_and_nest(name)
+
+
+@pytest.mark.parametrize("name", TRIAGE)
 def test_names_follow_the_rtti_rules(name):
     p, meta = load(name)
     img = Images(p, meta["arch"])
@@ -516,6 +527,18 @@ def test_reachability_brute_force(name):
 
 
 @pytest.mark.parametrize("name", TRIAGE)
+def test_declared_words_are_in_the_dump(name):
+    p, meta = load(name)
+    P = meta["pointer_size"]
+    for r in meta["triage"]["references"]:
+        got = p.ptr(r["address"], P)
+        if got is None:
+            assert r["holder"] == "ignored" and r["why"] == "not captured"
+        else:
+            assert got == r["value"], r
+
+
+@pytest.mark.parametrize("name", TRIAGE)
 def test_registers_in_contexts(name):
     p, meta = load(name)
     ths = threads(p)
@@ -565,6 +588,8 @@ def test_coverage(name):
     A = T["allocations"]
     assert {a["content"] for a in A} == set(CLASSES)
     assert {a["kind"] for a in A} == {"backend", "virtual", "lfh_block"}
+    assert {a["kind"] for a in A if a["type"]} == {"backend", "virtual", "lfh_block"}
+    assert {a["kind"] for a in A if not a["reachable"]} == {"backend", "virtual", "lfh_block"}
     assert {r for a in A for r in a["direct_roots"]} == set(ORDER)
     assert {a["reached_by"] for a in A} == set(ORDER) | {"heap", "none"}
     assert max(a["depth"] or 0 for a in A) >= 3
