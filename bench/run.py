@@ -3,6 +3,7 @@
     python bench/run.py memory [--gib 4] [--reads 1000000]
     python bench/run.py blocks [--blocks 5000000] [--arch x64]
     python bench/run.py scan [--dumps 20] [--blocks 300000]
+    python bench/run.py triage --dump DIR/big_10m.dmp [--repeats 3]
 
 ``memory``: writes a builder dump of GIB gibibytes (1 MiB ranges in Memory64List, streamed to
 disk, never held in memory), then runs ``examples/bench_memory.rs``, which times opening it and
@@ -136,6 +137,43 @@ def scan(args: argparse.Namespace) -> None:
             p.with_suffix(".json").unlink(missing_ok=True)
 
 
+def triage(args: argparse.Namespace) -> None:
+    """The leak-triage passes against blocks(), in one Python process, then the Rust example's
+    figures (walk, passes, mark phase, and the scanner's throughput over every allocation)."""
+    import ntheap
+
+    dump_path = args.dump
+    if dump_path is None:
+        raise SystemExit("bench triage needs --dump (e.g. one written by shared/bench/make_big.py)")
+    rows = []
+    for _ in range(args.repeats):
+        d = ntheap.Dump(dump_path)
+        t = time.perf_counter()
+        b = d.blocks()
+        t_blocks = time.perf_counter() - t
+        t = time.perf_counter()
+        b["type_id"]
+        t_types = time.perf_counter() - t
+        t = time.perf_counter()
+        b["content"]
+        t_content = time.perf_counter() - t
+        t = time.perf_counter()
+        b["reachable"]
+        t_mark = time.perf_counter() - t
+        stats = d.triage_stats()
+        rows.append((t_blocks, t_types, t_content, t_mark, stats))
+        del b, d
+    rows.sort(key=lambda r: r[3])
+    t_blocks, t_types, t_content, t_mark, stats = rows[len(rows) // 2]
+    print(f"python: blocks() {t_blocks:.3f} s ({len(rows)} runs, median by mark), type_id {t_types:.3f} s, "
+          f"content {t_content:.3f} s, reachable {t_mark:.3f} s; mark phase in Rust {stats['mark_seconds']:.3f} s "
+          f"(index {stats['index_seconds']:.3f}, roots {stats['roots_seconds']:.3f}, root scan {stats['root_scan_seconds']:.3f}, "
+          f"heap scan {stats['heap_scan_seconds']:.3f}); root bytes {stats['root_bytes']}, heap bytes {stats['heap_bytes']}, "
+          f"named {stats['named']}, reached {stats['reached']} of {stats['allocations']}")
+    subprocess.run(["cargo", "run", "--quiet", "--release", "--example", "bench_triage", "--", str(dump_path), str(args.repeats)],
+                   cwd=ROOT, check=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="bench", required=True)
@@ -157,6 +195,10 @@ def main() -> None:
     sc.add_argument("--out")
     sc.add_argument("--keep", action="store_true")
     sc.set_defaults(run=scan)
+    tr = sub.add_parser("triage", help="type pass, content pass and mark phase vs blocks() on one dump")
+    tr.add_argument("--dump", help="a dump, e.g. from shared/bench/make_big.py --blocks 10000000")
+    tr.add_argument("--repeats", type=int, default=3)
+    tr.set_defaults(run=triage)
     args = parser.parse_args()
     args.run(args)
 

@@ -290,7 +290,9 @@ mod tests {
             assert!(Allocation::find(&rep, &rep.blocks.refs(), &stacks, &idx, v.address + 0x3000).is_none());
             assert!(Allocation::find(&rep, &rep.blocks.refs(), &stacks, &idx, 0x10).is_none());
             assert!(Allocation::find(&rep, &rep.blocks.refs(), &stacks, &idx, u64::MAX).is_none());
-            let text = Allocation::find(&rep, &rep.blocks.refs(), &stacks, &idx, v.user_address).unwrap().windbg_text(&[], None);
+            let text = Allocation::find(&rep, &rep.blocks.refs(), &stacks, &idx, v.user_address)
+                .unwrap()
+                .windbg_text(&[], None);
             assert!(text.contains("found in\n    _HEAP @ 500000\n"), "{text}");
             assert!(text.ends_with("02f00 - (busy VirtualAlloc)"), "{text}");
         }

@@ -1,7 +1,7 @@
 //! Hostile-input robustness: every checked-in dump (`tests/fixtures/*.dmp`, `samples/*.dmp`),
 //! mutated and truncated with deterministic seeds, goes through every entry point the Python
 //! layer calls (open, PEBs, heap walk, `!heap -s`, stacks, symbolization, `!heap -p -a`, region
-//! captured bytes). Nothing may panic and no dump may take more than a few seconds.
+//! captured bytes, the leak-triage passes). Nothing may panic and no dump may take more than a few seconds.
 //!
 //! Mutations are sparse (a few bytes, words or pointers per variant) so that most structures
 //! stay intact and the walk gets deep before it meets the damage; some variants are truncated.
@@ -19,6 +19,7 @@ use ntheap::mapped::FileBytes;
 use ntheap::process;
 use ntheap::stacks::StackTable;
 use ntheap::symbols::Symbolizer;
+use ntheap::triage;
 use ntheap::Dump;
 
 /// Longest time one variant may take (a debug build, on a loaded machine).
@@ -201,6 +202,16 @@ fn exercise(bytes: Vec<u8>) {
             let _ = found.windbg_text(&frames, Some("coreclr.dll"));
         }
     }
+    // Leak triage: RTTI names, content classes and the mark phase on the damaged dump.
+    let images = triage::Images::load(&dump, None);
+    let types = triage::name_blocks(dump.memory(), &images, &report, &report.blocks.refs());
+    assert_eq!(types.type_id.len(), b.len());
+    let committed = triage::Committed::new(info.regions.as_deref());
+    let content = triage::classify_blocks(dump.memory(), &committed, &report, &report.blocks.refs(), &types.type_id);
+    assert_eq!(content.len(), b.len());
+    let reach = triage::mark(&dump, &report, &report.blocks.refs());
+    assert_eq!(reach.reachable.len(), b.len());
+    assert!(reach.reached <= reach.allocations);
 }
 
 #[test]

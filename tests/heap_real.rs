@@ -197,7 +197,7 @@ fn wow64_block_kinds() {
     for b in rows.iter().filter(|b| b.busy && b.kind == BlockKind::Backend.code()) {
         assert_eq!(b.user_address, b.address + 8);
         assert_eq!(b.user_size + u64::from(b.unused_bytes), b.size);
-    assert!(r.traces.is_empty(), "no +ust in this dump");
+        assert!(r.traces.is_empty(), "no +ust in this dump");
     }
 }
 

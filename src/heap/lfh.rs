@@ -793,7 +793,8 @@ impl LfhPlan {
             sink.push(child(BlockKind::Overhead, blocks_start, end - blocks_start));
         }
         let s = &self.info.subsegments[c.ss];
-        if l.model == LfhModel::Win7 && u64::from(s.free_count_field) + u64::from(counts.0) != u64::from(s.block_count) {
+        if l.model == LfhModel::Win7 && u64::from(s.free_count_field) + u64::from(counts.0) != u64::from(s.block_count)
+        {
             rec.record(
                 s.address,
                 CorruptionKind::Inconsistent,

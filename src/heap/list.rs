@@ -13,8 +13,8 @@
 //! pointers, so no genuine set of lists can need more), which keeps the whole walk linear in the
 //! size of the dump.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::corruption::CorruptionKind;
 use crate::memory::AddressSpace;

@@ -15,10 +15,11 @@
 //! in the size of the dump however the heap lists are crafted. [`walk`] fails only when the
 //! process's PEB cannot be read at all (then there is no heap list to start from).
 //!
-//! Out of scope for now: the LFH front end (its UserBlocks containers are reported as
-//! [`BlockKind::LfhContainer`] rows), segment heaps (listed, not walked) and page heap. The stack
-//! traces that `+ust` blocks point to are read by [`crate::stacks`] from the
-//! `_RTL_STACK_TRACE_ENTRY` addresses in [`BlockColumns::stack_trace_entry`].
+//! Besides the NT back end, the walk decodes the LFH front end ([`lfh`]: UserBlocks containers and
+//! the blocks inside them), segment heaps ([`segment_heap`]) and page heaps ([`page_heap`]); rows
+//! nest (a container, then its children, see docs/block-model.md). The stack traces that `+ust`
+//! blocks point to are read by [`crate::stacks`] from the `_RTL_STACK_TRACE_ENTRY` addresses in
+//! [`HeapReport::traces`].
 
 pub mod columns;
 pub mod corruption;
@@ -40,8 +41,8 @@ pub(crate) mod testing;
 use std::ops::Range;
 
 pub use columns::{
-    AnyColumn, AnyColumnRef, BlockColumns, BlockKind, BlockRefs, BlockRow, ColumnSpec, NotDecoded, Traces, BLOCK_SCHEMA,
-    DERIVED_COLUMNS,
+    AnyColumn, AnyColumnRef, BlockColumns, BlockKind, BlockRefs, BlockRow, ColumnSpec, NotDecoded, Traces,
+    BLOCK_SCHEMA, DERIVED_COLUMNS,
 };
 pub use corruption::{Corruption, CorruptionKind};
 pub use discover::{discover, ChosenBy, Discovery, HeapKind, HeapRef, LayoutChoice};

@@ -470,7 +470,11 @@ pub(crate) fn check_header_block(info: &SegmentInfo, first: Option<BlockRow>, re
             rec.record(
                 info.address,
                 CorruptionKind::Inconsistent,
-                format!("segment header block ends at {:#x}, FirstEntry is {:#x}", r.address + r.size, info.first_entry),
+                format!(
+                    "segment header block ends at {:#x}, FirstEntry is {:#x}",
+                    r.address + r.size,
+                    info.first_entry
+                ),
             );
         }
     }

@@ -415,22 +415,26 @@ impl HeapSpec {
                 let ust_header = self.ust && matches!(kind, BlockKind::Backend | BlockKind::Internal);
                 let ub = unused_override.unwrap_or(if b.busy && !ust_header { unused as u8 } else { 0 });
                 self.put_entry(s, *at, b.granules, flags, *prev, ub);
-                rows.push((sa, trace, BlockRow {
-                    address: *at,
-                    user_address,
-                    size: size_bytes,
-                    user_size,
-                    busy: b.busy,
-                    kind: kind.code(),
-                    flags,
-                    unused_bytes: unused as u32,
-                    corruption: 0,
-                    parent: -1,
-                    level: 0,
-                    is_allocation: kind.is_allocation(b.busy),
-                    // A VIRTUAL_ALLOC block with no LFH pointing at it (§6.2).
-                    not_decoded: if kind == BlockKind::LfhContainer { NotDecoded::Orphan.code() } else { 0 },
-                }));
+                rows.push((
+                    sa,
+                    trace,
+                    BlockRow {
+                        address: *at,
+                        user_address,
+                        size: size_bytes,
+                        user_size,
+                        busy: b.busy,
+                        kind: kind.code(),
+                        flags,
+                        unused_bytes: unused as u32,
+                        corruption: 0,
+                        parent: -1,
+                        level: 0,
+                        is_allocation: kind.is_allocation(b.busy),
+                        // A VIRTUAL_ALLOC block with no LFH pointing at it (§6.2).
+                        not_decoded: if kind == BlockKind::LfhContainer { NotDecoded::Orphan.code() } else { 0 },
+                    },
+                ));
                 *prev = b.granules;
                 *at += size_bytes;
             };

@@ -16,6 +16,7 @@ use crate::python::heap::Heap;
 use crate::python::session::BlockSource;
 use crate::python::session::Session;
 use crate::python::stacks::{stack_dict, Allocation, Frame};
+use crate::python::triage;
 use crate::target::Arch;
 
 /// A loaded module.
@@ -256,11 +257,51 @@ fn parse_arch(arch: Option<&str>, default: Arch) -> PyResult<Arch> {
 #[pymethods]
 impl PyDump {
     #[new]
-    #[pyo3(signature = (path, *, symbol_path=None))]
-    fn new(py: Python<'_>, path: PathBuf, symbol_path: Option<String>) -> PyResult<Self> {
+    #[pyo3(signature = (path, *, symbol_path=None, image_path=None))]
+    fn new(py: Python<'_>, path: PathBuf, symbol_path: Option<String>, image_path: Option<String>) -> PyResult<Self> {
         let inner = Arc::new(py.detach(|| guard(|| format!("opening {}", path.display()), || Dump::open(&path)))?);
-        let session = Arc::new(Session::new(Arc::clone(&inner), symbol_path));
+        let session = Arc::new(Session::new(Arc::clone(&inner), symbol_path, image_path));
         Ok(PyDump { inner, path, session })
+    }
+
+    /// Local directories (separated by ";") searched for the binaries of modules whose image pages
+    /// the dump lacks, like WinDbg's `.exepath`; None when not given. Never a server.
+    #[getter]
+    fn image_path(&self) -> Option<String> {
+        self.session.image_path.clone()
+    }
+
+    /// One lazily computed block column ("type_id", "content", "reachable", "reached_by", "depth",
+    /// "direct_roots"), row-aligned with `_block_columns`; its pass runs once per dump.
+    fn _triage_column<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        triage::column(py, &self.session, name)
+    }
+
+    /// The C++ types that named blocks, as columns (see `ntheap.Dump.types`).
+    fn _type_columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        triage::type_columns(py, &self.session)
+    }
+
+    /// Figures of the triage passes already run (all of them with `run=True`): counts, bytes
+    /// scanned, seconds, and what makes the root set incomplete.
+    #[pyo3(signature = (run=false))]
+    fn triage_stats<'py>(&self, py: Python<'py>, run: bool) -> PyResult<Bound<'py, PyDict>> {
+        triage::stats(py, &self.session, run)
+    }
+
+    /// A short printable preview of the bytes at `address`: the text in quotes when they start
+    /// with text (`u"..."` for UTF-16), else hex bytes. Reads at most `size` bytes, stopping where
+    /// the dump's capture stops; raises MemoryNotCaptured when `address` itself is not captured.
+    #[pyo3(signature = (address, size=32))]
+    fn peek(&self, address: u64, size: u64) -> PyResult<String> {
+        Ok(triage::peek(self.inner.memory(), address, size.min(0x1000))?)
+    }
+
+    /// `peek` of the first `n` bytes (at most the block's size) of many blocks at once.
+    #[pyo3(signature = (addresses, sizes, n=32))]
+    fn _previews(&self, py: Python<'_>, addresses: Vec<u64>, sizes: Vec<u64>, n: u64) -> Vec<String> {
+        let mem = self.inner.memory();
+        py.detach(|| triage::previews(mem, &addresses, &sizes, n.min(0x1000)))
     }
 
     /// The symbol path PDBs are looked for in: the `symbol_path` argument, else
@@ -500,7 +541,9 @@ impl PyDump {
         let Some(a) = found else { return Ok(None) };
         let frames = self.session.frames(py, &w.stacks, a.stack_id)?;
         let clr = self.clr_module();
-        Ok(Some(Allocation::new(&a, frames, clr.as_deref())))
+        let images = self.session.images(py)?;
+        let t = triage::block_triage(&self.inner, &images, &a);
+        Ok(Some(Allocation::new(&a, frames, clr.as_deref(), t)))
     }
 
     /// Symbolize one code address: module!symbol+offset from a PDB, the exports or the module.

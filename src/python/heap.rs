@@ -902,8 +902,9 @@ pub(crate) fn columns_to_dict(py: Python<'_>, c: BlockColumns) -> PyResult<Bound
 }
 
 /// The block schema: (name, numpy dtype, meaning, stored) of every column of `Dump.blocks()`,
-/// in order: `heap` and `segment` (derived from row runs), the walk's stored columns, then
-/// `stack_trace_entry` (sparse) and `stack_id` (from the stack table).
+/// in order: `heap` and `segment` (derived from row runs), the walk's stored columns,
+/// `stack_trace_entry` (sparse) and `stack_id` (from the stack table), then the leak-triage
+/// columns (each computed by its pass on first use).
 pub(crate) fn block_schema() -> Vec<(&'static str, &'static str, &'static str, bool)> {
     let derived = |c: &crate::heap::ColumnSpec| (c.name, c.dtype, c.doc, false);
     let [heap, segment, trace] = crate::heap::DERIVED_COLUMNS;
@@ -911,6 +912,7 @@ pub(crate) fn block_schema() -> Vec<(&'static str, &'static str, &'static str, b
         .into_iter()
         .chain(BLOCK_SCHEMA.iter().map(|c| (c.name, c.dtype, c.doc, true)))
         .chain([derived(&trace), derived(&crate::stacks::STACK_ID_COLUMN)])
+        .chain(crate::triage::TRIAGE_COLUMNS.iter().map(derived))
         .collect()
 }
 

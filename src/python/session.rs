@@ -24,6 +24,19 @@ use crate::heap::{self, AnyColumnRef, BlockRefs, HeapReport, BLOCK_SCHEMA};
 use crate::python::heap::columns_to_dict;
 use crate::stacks::StackTable;
 use crate::symbols::{Frame, Symbolizer};
+use crate::triage::{self, Images, Reach, TypeTable};
+
+/// The type pass (§1) and how long it took.
+pub(crate) struct TypePass {
+    pub(crate) table: TypeTable,
+    pub(crate) seconds: f64,
+}
+
+/// The content pass (§3) and how long it took.
+pub(crate) struct ContentPass {
+    pub(crate) content: Vec<u8>,
+    pub(crate) seconds: f64,
+}
 
 /// The heap walk, the stacks of its blocks, and its block columns (as numpy arrays).
 #[derive(Clone)]
@@ -41,15 +54,110 @@ pub(crate) struct Session {
     /// The symbol path given to `Dump(...)`, else `_NT_SYMBOL_PATH` at open time; `None` when
     /// neither was set.
     pub(crate) symbol_path: Option<String>,
+    /// Local directories of binaries for image pages the dump lacks (`Dump(image_path=...)`).
+    pub(crate) image_path: Option<String>,
     walked: OnceLock<Walked>,
     symbolizer: OnceLock<Arc<Symbolizer>>,
     index: OnceLock<Arc<BlockIndex>>,
+    images: OnceLock<Arc<Images>>,
+    types: OnceLock<Arc<TypePass>>,
+    content: OnceLock<Arc<ContentPass>>,
+    reach: OnceLock<Arc<Reach>>,
+}
+
+/// Compute `cell`'s value once, without the GIL, under [`guard`].
+fn once<T: Send + Sync>(
+    py: Python<'_>,
+    cell: &OnceLock<Arc<T>>,
+    what: &'static str,
+    f: impl FnOnce() -> crate::error::Result<T> + Send,
+) -> PyResult<Arc<T>> {
+    if let Some(v) = cell.get() {
+        return Ok(Arc::clone(v));
+    }
+    let v = Arc::new(py.detach(|| guard(|| what.into(), f))?);
+    Ok(Arc::clone(cell.get_or_init(|| v)))
 }
 
 impl Session {
-    pub(crate) fn new(dump: Arc<Dump>, symbol_path: Option<String>) -> Self {
+    pub(crate) fn new(dump: Arc<Dump>, symbol_path: Option<String>, image_path: Option<String>) -> Self {
         let symbol_path = symbol_path.or_else(|| std::env::var(crate::symbols::SYMBOL_PATH_ENV).ok());
-        Session { dump, symbol_path, walked: OnceLock::new(), symbolizer: OnceLock::new(), index: OnceLock::new() }
+        Session {
+            dump,
+            symbol_path,
+            image_path,
+            walked: OnceLock::new(),
+            symbolizer: OnceLock::new(),
+            index: OnceLock::new(),
+            images: OnceLock::new(),
+            types: OnceLock::new(),
+            content: OnceLock::new(),
+            reach: OnceLock::new(),
+        }
+    }
+
+    /// The section tables of the loaded images (and the local binaries of `image_path`).
+    pub(crate) fn images(&self, py: Python<'_>) -> PyResult<Arc<Images>> {
+        let (dump, path) = (Arc::clone(&self.dump), self.image_path.clone());
+        once(py, &self.images, "reading the images' section tables", move || Ok(Images::load(&dump, path.as_deref())))
+    }
+
+    /// The type pass (§1.4) over every allocation.
+    pub(crate) fn types(&self, py: Python<'_>) -> PyResult<Arc<TypePass>> {
+        if let Some(v) = self.types.get() {
+            return Ok(Arc::clone(v));
+        }
+        let images = self.images(py)?;
+        let dump = Arc::clone(&self.dump);
+        let pass = self.with_block_refs(py, "naming the blocks by their C++ types", move |report, refs| {
+            let t = std::time::Instant::now();
+            let table = triage::name_blocks(dump.memory(), &images, report, refs);
+            TypePass { table, seconds: t.elapsed().as_secs_f64() }
+        })?;
+        Ok(Arc::clone(self.types.get_or_init(|| Arc::new(pass))))
+    }
+
+    /// The content classes (§3) of every allocation.
+    pub(crate) fn content(&self, py: Python<'_>) -> PyResult<Arc<ContentPass>> {
+        if let Some(v) = self.content.get() {
+            return Ok(Arc::clone(v));
+        }
+        let types = self.types(py)?;
+        let dump = Arc::clone(&self.dump);
+        let pass = self.with_block_refs(py, "classifying the blocks' contents", move |report, refs| {
+            let t = std::time::Instant::now();
+            let committed = triage::Committed::new(dump.info().regions.as_deref());
+            let content = triage::classify_blocks(dump.memory(), &committed, report, refs, &types.table.type_id);
+            ContentPass { content, seconds: t.elapsed().as_secs_f64() }
+        })?;
+        Ok(Arc::clone(self.content.get_or_init(|| Arc::new(pass))))
+    }
+
+    /// The type pass, if it has run.
+    pub(crate) fn types_if_done(&self) -> Option<Arc<TypePass>> {
+        self.types.get().cloned()
+    }
+
+    /// The content pass, if it has run.
+    pub(crate) fn content_if_done(&self) -> Option<Arc<ContentPass>> {
+        self.content.get().cloned()
+    }
+
+    /// The mark phase, if it has run.
+    pub(crate) fn reach_if_done(&self) -> Option<Arc<Reach>> {
+        self.reach.get().cloned()
+    }
+
+    /// The mark phase (§2).
+    pub(crate) fn reach(&self, py: Python<'_>) -> PyResult<Arc<Reach>> {
+        if let Some(v) = self.reach.get() {
+            return Ok(Arc::clone(v));
+        }
+        let dump = Arc::clone(&self.dump);
+        let reach = self.with_block_refs(py, "marking the reachable blocks", move |report, refs| {
+            triage::mark(&dump, report, refs)
+        })?;
+        Ok(Arc::clone(self.reach.get_or_init(|| Arc::new(reach))))
     }
 
     /// The heap walk, its stack table and its columns.
@@ -108,13 +216,14 @@ impl Session {
                 .or_else(|| u32s.iter().find(|c| c.0 == name).and_then(|c| c.1.as_slice().ok()).map(AnyColumnRef::U32))
                 .or_else(|| u8s.iter().find(|c| c.0 == name).and_then(|c| c.1.as_slice().ok()).map(AnyColumnRef::U8))
                 .or_else(|| i32s.iter().find(|c| c.0 == name).and_then(|c| c.1.as_slice().ok()).map(AnyColumnRef::I32))
-                .or_else(|| bools.iter().find(|c| c.0 == name).and_then(|c| c.1.as_slice().ok()).map(AnyColumnRef::Bool))
+                .or_else(|| {
+                    bools.iter().find(|c| c.0 == name).and_then(|c| c.1.as_slice().ok()).map(AnyColumnRef::Bool)
+                })
         };
         let refs = BlockRefs::from_columns(find)
             .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("the block columns are not as the schema says"))?;
         let report = Arc::clone(&w.report);
-        py.detach(|| guard(|| what.to_string(), || Ok(f(&report, &refs))))
-            .map_err(PyErr::from)
+        py.detach(|| guard(|| what.to_string(), || Ok(f(&report, &refs)))).map_err(PyErr::from)
     }
 
     /// The symbolizer (PDB and export tables load later, per module, on first use).
@@ -130,7 +239,7 @@ impl Session {
         if let Some(i) = self.index.get() {
             return Ok(Arc::clone(i));
         }
-        let index = Arc::new(self.with_block_refs(py, "indexing the blocks", |report, refs| BlockIndex::new(report, refs))?);
+        let index = Arc::new(self.with_block_refs(py, "indexing the blocks", BlockIndex::new)?);
         Ok(Arc::clone(self.index.get_or_init(|| index)))
     }
 
@@ -158,7 +267,7 @@ impl BlockSource {
     /// The stored columns: name → read-only numpy array (the same arrays on every call).
     fn columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let w = self.session.walked(py)?;
-        Ok(w.columns.bind(py).copy()?)
+        w.columns.bind(py).copy()
     }
 
     /// Per row, an index into `heaps()` (uint16; 65535 for a row of no heap).
@@ -214,6 +323,17 @@ impl BlockSource {
         let w = self.session.walked(py)?;
         let v = py.detach(|| w.stacks.stack_id_column(w.report.rows()));
         Ok(PyArray1::from_vec(py, v))
+    }
+
+    /// One leak-triage column ("type_id", "content", "reachable", ...) for every row; its pass
+    /// runs once per dump.
+    fn triage_column<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        crate::python::triage::column(py, &self.session, name)
+    }
+
+    /// The C++ types `type_id` refers to, as columns (see `ntheap.Dump.types`).
+    fn type_columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        crate::python::triage::type_columns(py, &self.session)
     }
 
     /// Number of rows.

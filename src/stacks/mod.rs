@@ -1,8 +1,8 @@
 //! Who allocated it: the `+ust` allocation stack of every heap block, deduplicated.
 //!
 //! With `+ust` (gflags "Create user mode stack trace database", §3) every busy block carries a
-//! pointer to an `_RTL_STACK_TRACE_ENTRY` (§11.3); the heap walker puts it in
-//! [`crate::heap::BlockColumns::stack_trace_entry`]. [`StackTable::collect`] reads each distinct
+//! pointer to an `_RTL_STACK_TRACE_ENTRY` (§11.3); the heap walker keeps it, for the rows that
+//! have one, in [`crate::heap::HeapReport::traces`]. [`StackTable::collect`] reads each distinct
 //! entry once ([`entry::read_entry`], §11.1, §12.8), and gives each distinct *frame sequence* one
 //! dense stack id per dump, so two entries with the same frames (the database deduplicates by
 //! hash, but a dump may hold copies) get the same id. Blocks without a trace get −1.

@@ -14,6 +14,7 @@ import ntheap
 from ntheap.address import address_summary_text
 from ntheap.heapviews import heap_detail_text
 from ntheap.report import info_text
+from ntheap.triageviews import heap_l_text
 
 
 def test_hierarchy() -> None:
@@ -144,6 +145,9 @@ def _touch_everything(dump: ntheap.Dump) -> None:
         lambda: _allocations(dump),
         lambda: address_summary_text(dump),
         lambda: [dump.symbolize(m.base + 0x1000) for m in dump.modules],
+        lambda: dump.types().to_pandas(),
+        lambda: dump.unreferenced().to_pandas(),
+        lambda: heap_l_text(dump),
     ]:
         try:
             getter()
