@@ -37,12 +37,19 @@ class Dump(_core.Dump):
     The file is memory-mapped; opening costs time proportional to its stream directory and
     memory-range count, not to its size.
 
-    ``Dump(path, symbol_path=None, image_path=None)``: ``symbol_path`` is a debugger symbol path
+    ``Dump(path, symbol_path=None, image_path=None, workers=None)``: ``symbol_path`` is a debugger symbol path
     (``srv*C:\\symbols*https://...;D:\\pdbs``) searched for the modules' PDBs; by default the
     ``_NT_SYMBOL_PATH`` environment variable. Only local directories are read, never a server.
     Without a matching PDB, frames are named from the modules' exports, else as module+offset.
     ``image_path`` lists local directories (``;``-separated) of the process's binaries, read
     where the dump lacks an image page that C++ type names need (like WinDbg's ``.exepath``).
+    ``workers`` caps the threads this dump's walk and passes use (default: all cores; the
+    segments of a big heap are walked in parallel).
+
+    Nothing is walked at open. ``heaps``, ``heap_summary()`` and the ``heap -s``/``heap -h``
+    views read headers, counters and short lists (a cost independent of the number of blocks);
+    ``blocks()`` and everything that needs blocks walk the dump once, on first use, and keep
+    the result (``is_walked``).
 
     Example:
         >>> import ntheap
@@ -231,9 +238,12 @@ class Dump(_core.Dump):
         """
         return StackTable(self._stack_columns())
 
-    def corruption(self) -> Table:
-        """Everything the heap walk found wrong: heap, address, kind (code), kind_name, detail."""
-        cols = self._corruption_columns()
+    def corruption(self, walk: bool = True) -> Table:
+        """Everything the heap walk found wrong: heap, address, kind (code), kind_name, detail.
+
+        ``walk=False``: without walking the blocks, only what reading the headers and lists
+        found (all records once the dump has been walked)."""
+        cols = self._corruption_columns(walk)
         kinds = cols["kind"]
         cols["kind_name"] = np.array([CORRUPTION_NAMES.get(int(k), str(k)) for k in kinds], dtype=object)
         cols["detail"] = np.array(cols["detail"], dtype=object)
@@ -260,11 +270,19 @@ class Dump(_core.Dump):
             },
         )
 
-    def heap_summary(self) -> "pd.DataFrame":
-        """One row per heap with the columns of WinDbg's ``!heap -s`` (sizes in bytes, not KB)."""
+    def heap_summary(self, walk: bool = False) -> "pd.DataFrame":
+        """One row per heap with the columns of WinDbg's ``!heap -s`` (sizes in bytes, not KB).
+
+        Read from headers, counters and short lists, at a cost that does not grow with the
+        number of blocks. ``list_length`` and ``corruption_count`` need the block walk: None
+        until the dump has been walked (``blocks()``, or ``walk=True``).
+
+        Example:
+            >>> dump.heap_summary()[["heap", "committed", "virtual_block_bytes"]]  # doctest: +SKIP
+        """
         from .heapviews import heap_summary
 
-        return heap_summary(self)
+        return heap_summary(self, walk)
 
     def address_summary(self) -> "pd.DataFrame":
         """WinDbg's ``!address -summary``: usage, state and type rows with region count, size,

@@ -54,10 +54,10 @@ def _cmd_heap(args: argparse.Namespace) -> int:
         return 0
     dump = Dump(args.dump)
     if args.h is not None:
-        print(heap_detail_text(dump, args.h))
+        print(heap_detail_text(dump, args.h, walk=args.walk))
     else:
-        print(dump.heap_summary_text(), end="")
-        corruption = dump.corruption()
+        print(dump.heap_summary_text(walk=args.walk), end="")
+        corruption = dump.corruption(walk=args.walk)
         if len(corruption):
             print(f"{len(corruption)} corruption records; first: {corruption['detail'][0]}")
     return 0
@@ -182,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     heap.add_argument("-y", "--symbol-path", metavar="PATH", help="symbol search path for -p -a (default: _NT_SYMBOL_PATH)")
     heap.add_argument("-i", "--image-path", metavar="DIRS", help="local directories of the process's binaries, for image pages the dump lacks (like .exepath)")
     heap.add_argument("-n", type=_positive, default=20, metavar="N", help="with -l: how many types to summarize (default 20)")
+    heap.add_argument("--walk", action="store_true", help="with -s or -h: also walk every block, for the free-block counts (List length), LFH size classes, warnings and all corruption records (default: headers and lists only, whatever the dump's size)")
     heap.add_argument("dump", help="path to a .dmp file")
     heap.set_defaults(run=_cmd_heap)
 

@@ -303,6 +303,20 @@ impl WalkState {
     }
 }
 
+/// How far a walk goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WalkDepth {
+    /// Every block of every heap (the default).
+    #[default]
+    Blocks,
+    /// A survey whose cost does not grow with the number of blocks: for NT heaps the `_HEAP`
+    /// header and counters, the segment headers and their uncommitted ranges, and the
+    /// `VirtualAllocdBlocks` list, but no block and no LFH container. Everything `!heap -s` prints
+    /// except "List length" (see [`HeapSummary::free_blocks`]). Segment heaps and page heaps are
+    /// walked as at [`WalkDepth::Blocks`]: their `!heap -s` figures are block counts.
+    Headers,
+}
+
 /// Options of a walk.
 #[derive(Debug, Clone, Default)]
 pub struct WalkOptions {
@@ -310,6 +324,8 @@ pub struct WalkOptions {
     /// GUID and age match, front-end keys are also read through their symbols
     /// (`ntdll!RtlpLFHKey`), and checked against the keys recovered from the dump.
     pub symbol_path: Option<String>,
+    /// How far to walk.
+    pub depth: WalkDepth,
 }
 
 /// The LFH key of one half of the process (its own ntdll).
@@ -350,7 +366,7 @@ pub fn walk_with(dump: &Dump, options: &WalkOptions) -> Result<HeapReport> {
             // RtlpHpHeapGlobals.LfhKey: +8 on x64, +4 on x86 (§10).
             seg_lfh_key: globals.and_then(|a| mem.read_u32(a.wrapping_add(arch.ptr_size())).ok()),
         };
-        let half = Half::prepare(mem, &heaps, build, &symbols, dump.info().regions.as_deref(), &state);
+        let half = Half::prepare(mem, &heaps, build, &symbols, dump.info().regions.as_deref(), &state, options.depth);
         if let (Some(s), Some(r)) = (half.lfh_key.symbol, half.lfh_key.recovered) {
             if s != r {
                 report.corruption.push(Corruption::new(
@@ -394,6 +410,7 @@ struct Half<'a> {
     seg_keys: segment_heap::SegmentKeys,
     regions: Option<&'a [crate::dump::Region]>,
     problems: Vec<Corruption>,
+    depth: WalkDepth,
 }
 
 impl<'a> Half<'a> {
@@ -404,9 +421,13 @@ impl<'a> Half<'a> {
         symbols: &Symbols,
         regions: Option<&'a [crate::dump::Region]>,
         state: &WalkState,
+        depth: WalkDepth,
     ) -> Half<'a> {
-        let candidates: Vec<lfh::KeyCandidate> =
-            heaps.iter().flat_map(|h| nt::lfh_key_candidates(mem, h, build, state)).collect();
+        // The LFH key is needed only to decode containers, which a survey does not.
+        let candidates: Vec<lfh::KeyCandidate> = match depth {
+            WalkDepth::Blocks => heaps.iter().flat_map(|h| nt::lfh_key_candidates(mem, h, build, state)).collect(),
+            WalkDepth::Headers => Vec::new(),
+        };
         let lfh_key = lfh::resolve_key(&candidates, symbols.lfh_key);
         let seg_plans: std::collections::HashMap<_, _> = heaps
             .iter()
@@ -415,7 +436,7 @@ impl<'a> Half<'a> {
             .collect();
         let plans: Vec<&segment_heap::SegPlan> = seg_plans.values().filter_map(|p| p.as_ref().ok()).collect();
         let (seg_keys, problems) = segment_heap::resolve_keys(&plans, symbols.seg_heap_key, symbols.seg_lfh_key);
-        Half { build, lfh_key, lfh_candidates: candidates.len(), seg_plans, seg_keys, regions, problems }
+        Half { build, lfh_key, lfh_candidates: candidates.len(), seg_plans, seg_keys, regions, problems, depth }
     }
 }
 
@@ -424,7 +445,7 @@ impl<'a> Half<'a> {
 pub fn walk_heap(mem: &AddressSpace, heap: &HeapRef, build: u32) -> HeapReport {
     let mut report = HeapReport::default();
     let mut state = WalkState::new(mem);
-    let half = Half::prepare(mem, &[heap], build, &Symbols::default(), None, &state);
+    let half = Half::prepare(mem, &[heap], build, &Symbols::default(), None, &state, WalkDepth::Blocks);
     walk_into(mem, heap, &half, &mut report, &mut state);
     report.warnings = summary::warnings(&report);
     report
@@ -510,6 +531,7 @@ fn walk_into(mem: &AddressSpace, r: &HeapRef, half: &Half<'_>, report: &mut Heap
                             &mut sink,
                             &mut rec,
                             state,
+                            half.depth,
                         );
                     }
                 },
@@ -522,7 +544,9 @@ fn walk_into(mem: &AddressSpace, r: &HeapRef, half: &Half<'_>, report: &mut Heap
     if let Some(s) = &info.segment_heap {
         segment_runs.extend(s.segment_rows.iter().filter(|r| !r.0.is_empty()).cloned());
     }
-    info.summary = HeapSummary::compute(&info, blocks);
+    // A survey walks segment heaps and page heaps all the same (see `WalkDepth::Headers`).
+    let walked = info.status == HeapStatus::Walked && (half.depth == WalkDepth::Blocks || info.kind != HeapKind::Nt);
+    info.summary = HeapSummary::compute(&info, blocks, walked);
     heaps.push(info);
 }
 

@@ -16,7 +16,7 @@ use super::rows::{Placed, RowSink};
 use super::segment::{self, EntryWalker, SegmentInfo};
 use super::summary;
 use super::virtual_alloc;
-use super::{discover, HeapCounters, HeapCtx, HeapInfo, HeapRef, WalkState};
+use super::{discover, HeapCounters, HeapCtx, HeapInfo, HeapRef, WalkDepth, WalkState};
 use crate::layouts::nt_heap::{HeapLayout, HEAP_ENCODE_FLAG_MAKE_ENCODING_ENABLED};
 use crate::memory::AddressSpace;
 
@@ -65,6 +65,7 @@ pub(crate) fn walk_nt(
     sink: &mut RowSink<'_>,
     rec: &mut Recorder<'_>,
     state: &mut WalkState,
+    depth: WalkDepth,
 ) {
     let WalkState { guard, budget } = state;
     let a = r.arch;
@@ -118,7 +119,7 @@ pub(crate) fn walk_nt(
     };
     info.lock_contention = summary::lock_contention(&ctx);
 
-    let lfh_plan: Option<LfhPlan> = front_end(mem, r, l).map(|fe| {
+    let lfh_plan: Option<LfhPlan> = front_end(mem, r, l).filter(|_| depth == WalkDepth::Blocks).map(|fe| {
         let c = LfhCtx { mem, arch: a, heap: r.address, front_end_heap: fe, ust: r.ust, budget };
         lfh::plan(&c, build, key, rec)
     });
@@ -149,6 +150,15 @@ pub(crate) fn walk_nt(
         .filter_map(|(i, s)| Some((i, segment::prepare_segment(s, r.address, guard, rec)?)))
         .flat_map(|(i, ranges)| ranges.into_iter().map(move |(a, b)| (i, a, b)))
         .collect();
+    if depth == WalkDepth::Headers {
+        let at = sink.next_index();
+        for s in &mut segments {
+            s.blocks = at..at;
+        }
+        info.segments = segments;
+        info.virtual_blocks = virtual_alloc::walk_virtual_blocks(&ctx, rec);
+        return;
+    }
     let committed: u64 = jobs.iter().map(|j| j.2 - j.1).sum();
     let parallel = jobs.len() > 1 && committed >= PARALLEL_MIN_BYTES && rayon::current_num_threads() > 1;
     let mut first_row: Vec<Option<usize>> = vec![None; segments.len()];

@@ -335,7 +335,7 @@ fn bad_ucr_descriptors_and_overlapping_segments() {
         let mut state = WalkState::new(&mem);
         let mut report = HeapReport::default();
         let r = heap_ref(&spec);
-        let half = Half::prepare(&mem, &[&r], spec.epoch.build(), &Symbols::default(), None, &state);
+        let half = Half::prepare(&mem, &[&r], spec.epoch.build(), &Symbols::default(), None, &state, WalkDepth::Blocks);
         walk_into(&mem, &r, &half, &mut report, &mut state);
         walk_into(&mem, &r, &half, &mut report, &mut state);
         assert_eq!(report.heaps.len(), 2);

@@ -257,10 +257,19 @@ fn parse_arch(arch: Option<&str>, default: Arch) -> PyResult<Arch> {
 #[pymethods]
 impl PyDump {
     #[new]
-    #[pyo3(signature = (path, *, symbol_path=None, image_path=None))]
-    fn new(py: Python<'_>, path: PathBuf, symbol_path: Option<String>, image_path: Option<String>) -> PyResult<Self> {
+    #[pyo3(signature = (path, *, symbol_path=None, image_path=None, workers=None))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        symbol_path: Option<String>,
+        image_path: Option<String>,
+        workers: Option<usize>,
+    ) -> PyResult<Self> {
+        if workers == Some(0) {
+            return Err(pyo3::exceptions::PyValueError::new_err("workers must be at least 1 (None: all cores)"));
+        }
         let inner = Arc::new(py.detach(|| guard(|| format!("opening {}", path.display()), || Dump::open(&path)))?);
-        let session = Arc::new(Session::new(Arc::clone(&inner), symbol_path, image_path));
+        let session = Arc::new(Session::new(Arc::clone(&inner), symbol_path, image_path, workers));
         Ok(PyDump { inner, path, session })
     }
 
@@ -510,10 +519,24 @@ impl PyDump {
         Ok(d)
     }
 
-    /// Every heap listed by the PEB (and the 32-bit PEB of a WOW64 process), walked.
+    /// Every heap listed by the PEB (and the 32-bit PEB of a WOW64 process). Reading them costs
+    /// headers and short lists, not a walk of their blocks; what needs the blocks walks the dump
+    /// on first use.
     #[getter]
     fn heaps(&self, py: Python<'_>) -> PyResult<Vec<Heap>> {
-        Ok(Heap::all(&self.session.walked(py)?.report, &self.session))
+        Ok(Heap::all(&self.session.heaps_report(py)?, &self.session))
+    }
+
+    /// Worker threads of this dump's walks and passes (`Dump(workers=N)`), None for all cores.
+    #[getter]
+    fn workers(&self) -> Option<usize> {
+        self.session.threads
+    }
+
+    /// Whether the blocks have been walked (by `blocks()` or anything else that needs them).
+    #[getter]
+    fn is_walked(&self) -> bool {
+        self.session.is_walked()
     }
 
     /// The block columns and their derived columns (see `ntheap.Dump.blocks`).
@@ -566,9 +589,11 @@ impl PyDump {
             .collect()
     }
 
-    /// Corruption records as columns: heap, address, kind (code), kind_name, detail.
-    fn _corruption_columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let report = self.report(py)?;
+    /// Corruption records as columns: heap, address, kind (code), kind_name, detail (`walk`:
+    /// of the block walk, else of the headers survey unless the dump has been walked).
+    #[pyo3(signature = (walk=true))]
+    fn _corruption_columns<'py>(&self, py: Python<'py>, walk: bool) -> PyResult<Bound<'py, PyDict>> {
+        let report = if walk { self.report(py)? } else { self.session.heaps_report(py)? };
         let d = PyDict::new(py);
         let c = &report.corruption;
         d.set_item("heap", c.iter().map(|r| r.heap).collect::<Vec<_>>().into_pyarray(py))?;
@@ -578,9 +603,12 @@ impl PyDump {
         Ok(d)
     }
 
-    /// The `!heap -s` table as WinDbg lays it out.
-    fn heap_summary_text(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(self.report(py)?.summary_table())
+    /// The `!heap -s` table as WinDbg lays it out. From headers only unless the dump has been
+    /// walked or `walk` is true ("List length" needs the walk and is printed as "?" without it).
+    #[pyo3(signature = (walk=false))]
+    fn heap_summary_text(&self, py: Python<'_>, walk: bool) -> PyResult<String> {
+        let report = if walk { self.report(py)? } else { self.session.heaps_report(py)? };
+        Ok(report.summary_table())
     }
 
     fn __repr__(&self) -> String {

@@ -65,6 +65,11 @@ impl Heap {
     fn info(&self) -> &HeapInfo {
         &self.report.heaps[self.index]
     }
+
+    /// The walked report (walking the dump on first use): heap `index` is this heap there too.
+    fn walked(&self, py: Python<'_>) -> PyResult<Arc<HeapReport>> {
+        Ok(self.session.walked(py)?.report)
+    }
 }
 
 #[pymethods]
@@ -189,16 +194,18 @@ impl Heap {
         self.info().summary.virtual_bytes
     }
 
-    /// Bytes in free back-end blocks (WinDbg "Free").
+    /// Bytes in free back-end blocks (WinDbg "Free"): `_HEAP.TotalFreeSize` × granularity (the
+    /// walk's sum when that counter is unreadable); None when unknown.
     #[getter]
-    fn free_bytes(&self) -> u64 {
-        self.info().summary.free_bytes
+    fn free_bytes(&self) -> Option<u64> {
+        self.info().summary.free()
     }
 
-    /// Number of free back-end blocks (WinDbg "List length").
+    /// Number of free back-end blocks (WinDbg "List length"). Needs the block walk (run on
+    /// first use); None for heaps whose blocks are not walked.
     #[getter]
-    fn free_list_length(&self) -> u64 {
-        self.info().summary.free_blocks
+    fn free_list_length(&self, py: Python<'_>) -> PyResult<Option<u64>> {
+        Ok(self.walked(py)?.heaps[self.index].summary.list_length())
     }
 
     /// Number of uncommitted ranges (WinDbg "UCR").
@@ -237,26 +244,22 @@ impl Heap {
         self.info().segments.iter().map(|s| Segment::from_info(s, self.info().address)).collect()
     }
 
-    /// The heap's large blocks (VirtualAllocdBlocks), in list order, with their stacks.
+    /// The heap's large blocks (VirtualAllocdBlocks), in list order. Their stacks are looked up
+    /// on first access to `stack_id` or `stack` (which walks the dump).
     #[getter]
-    fn virtual_blocks(&self, py: Python<'_>) -> PyResult<Vec<VirtualBlock>> {
+    fn virtual_blocks(&self) -> Vec<VirtualBlock> {
         let h = self.info();
-        let stacks = self.session.walked(py)?.stacks;
-        h.virtual_blocks
-            .iter()
-            .zip(h.virtual_rows.iter().map(|&r| Some(r)).chain(std::iter::repeat(None)))
-            .map(|(v, row)| {
-                let stack_id = row.map_or(-1, |r| stacks.stack_of_row(r));
-                let stack = self.session.frames(py, &stacks, stack_id)?.into_iter().map(Frame::from).collect();
-                Ok(VirtualBlock::from_info(v, h.address, stack_id, stack))
-            })
+        (0..h.virtual_blocks.len())
+            .map(|i| VirtualBlock::new(&h.virtual_blocks[i], h.address, Arc::clone(&self.session), self.index, i))
             .collect()
     }
 
-    /// The Low Fragmentation Heap front end (`FrontEndHeapType` 2), or None.
+    /// The Low Fragmentation Heap front end (`FrontEndHeapType` 2), or None. Needs the block
+    /// walk (run on first use).
     #[getter]
-    fn lfh(&self) -> Option<Lfh> {
-        self.info().lfh.is_some().then(|| Lfh { report: Arc::clone(&self.report), index: self.index })
+    fn lfh(&self, py: Python<'_>) -> PyResult<Option<Lfh>> {
+        let report = self.walked(py)?;
+        Ok(report.heaps[self.index].lfh.is_some().then(|| Lfh { report: Arc::clone(&report), index: self.index }))
     }
 
     /// For a page heap (`kind == "page"`): what its `_DPH_HEAP_ROOT` says, else None.
@@ -285,41 +288,44 @@ impl Heap {
 
     /// What part of this heap could not be attributed to allocations, and why: one
     /// (what, count, bytes, message) tuple per kind of gap (empty when everything was decoded).
+    /// Needs the block walk (run on first use).
     #[getter]
-    fn warnings(&self) -> Vec<(String, u64, u64, String)> {
+    fn warnings(&self, py: Python<'_>) -> PyResult<Vec<(String, u64, u64, String)>> {
         let me = self.info().address;
-        self.report
+        Ok(self
+            .walked(py)?
             .warnings
             .iter()
             .filter(|w| w.heap == me)
             .map(|w| (w.what.clone(), w.count, w.bytes, w.message.clone()))
-            .collect()
+            .collect())
     }
 
-    /// Number of rows this heap has in `Dump.blocks()`.
+    /// Number of rows this heap has in `Dump.blocks()` (walks the dump on first use).
     #[getter]
-    fn block_count(&self) -> usize {
-        self.info().blocks.len()
+    fn block_count(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.walked(py)?.heaps[self.index].blocks.len())
     }
 
-    /// Number of corruption records for this heap.
+    /// Number of corruption records for this heap (walks the dump on first use).
     #[getter]
-    fn corruption_count(&self) -> usize {
-        self.info().corruption_count
+    fn corruption_count(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.walked(py)?.heaps[self.index].corruption_count)
     }
 
     /// This heap's rows of `Dump.blocks()`, as an `ntheap.Table` (views of the dump's arrays).
     fn blocks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let r = self.info().blocks.clone();
+        let (start, end) = self.block_range(py)?;
         let source = crate::python::session::BlockSource { session: Arc::clone(&self.session) };
-        py.import("ntheap._dump")?.call_method1("block_table", (source, r.start, r.end))
+        py.import("ntheap._dump")?.call_method1("block_table", (source, start, end))
     }
 
-    /// This heap's rows: `(first, end)` indexes into `Dump.blocks()`.
+    /// This heap's rows: `(first, end)` indexes into `Dump.blocks()` (walks the dump on first
+    /// use).
     #[getter]
-    fn block_range(&self) -> (usize, usize) {
-        let r = &self.info().blocks;
-        (r.start, r.end)
+    fn block_range(&self, py: Python<'_>) -> PyResult<(usize, usize)> {
+        let r = self.walked(py)?.heaps[self.index].blocks.clone();
+        Ok((r.start, r.end))
     }
 
     fn __repr__(&self) -> String {
@@ -348,8 +354,8 @@ impl Heap {
                 h.summary.committed,
                 h.summary.virtual_block_count,
                 h.summary.virtual_block_bytes,
-                h.blocks.len(),
-                if h.corruption_count > 0 {
+                if h.summary.walked { h.blocks.len().to_string() } else { "? (not walked yet)".into() },
+                if h.summary.walked && h.corruption_count > 0 {
                     format!(", {} corruption records", h.corruption_count)
                 } else {
                     String::new()
@@ -810,15 +816,10 @@ impl Segment {
 }
 
 /// A large allocation on a heap's VirtualAllocdBlocks list (`_HEAP_VIRTUAL_ALLOC_ENTRY`).
+/// Two are equal when they describe the same entry the same way.
 #[pyclass(frozen, eq, module = "ntheap._core")]
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct VirtualBlock {
-    /// Index into `Dump.stacks()`, or -1 (no +ust trace, or one that could not be read).
-    #[pyo3(get)]
-    stack_id: i32,
-    /// The allocation stack (+ust), innermost frame first; empty without one.
-    #[pyo3(get)]
-    stack: Vec<Frame>,
     /// Address of the `_HEAP_VIRTUAL_ALLOC_ENTRY` (the start of its VirtualAlloc region).
     #[pyo3(get)]
     address: u64,
@@ -849,13 +850,34 @@ pub struct VirtualBlock {
     /// The owning heap's address.
     #[pyo3(get)]
     heap: u64,
+    /// Where its row is in the walk: (heap index, position in the heap's list).
+    at: (usize, usize),
+    session: Arc<Session>,
+}
+
+impl PartialEq for VirtualBlock {
+    fn eq(&self, o: &Self) -> bool {
+        let key = |v: &VirtualBlock| {
+            (
+                v.address,
+                v.header_address,
+                v.user_address,
+                v.commit_size,
+                v.reserve_size,
+                v.user_size,
+                v.flags,
+                v.stack_trace_entry,
+                v.corruption,
+                v.heap,
+            )
+        };
+        key(self) == key(o)
+    }
 }
 
 impl VirtualBlock {
-    fn from_info(v: &VirtualBlockInfo, heap: u64, stack_id: i32, stack: Vec<Frame>) -> Self {
+    fn new(v: &VirtualBlockInfo, heap: u64, session: Arc<Session>, heap_index: usize, position: usize) -> Self {
         VirtualBlock {
-            stack_id,
-            stack,
             address: v.address,
             header_address: v.header_address,
             user_address: v.user_address,
@@ -866,12 +888,31 @@ impl VirtualBlock {
             stack_trace_entry: v.stack_trace_entry,
             corruption: v.corrupt.map(CorruptionKind::name),
             heap,
+            at: (heap_index, position),
+            session,
         }
     }
 }
 
 #[pymethods]
 impl VirtualBlock {
+    /// Index into `Dump.stacks()`, or -1 (no +ust trace, or one that could not be read). Walks
+    /// the dump on first use (stack ids are numbered over all its blocks).
+    #[getter]
+    fn stack_id(&self, py: Python<'_>) -> PyResult<i32> {
+        let w = self.session.walked(py)?;
+        let row = w.report.heaps.get(self.at.0).and_then(|h| h.virtual_rows.get(self.at.1));
+        Ok(row.map_or(-1, |&r| w.stacks.stack_of_row(r)))
+    }
+
+    /// The allocation stack (+ust), innermost frame first; empty without one.
+    #[getter]
+    fn stack(&self, py: Python<'_>) -> PyResult<Vec<Frame>> {
+        let id = self.stack_id(py)?;
+        let stacks = self.session.walked(py)?.stacks;
+        Ok(self.session.frames(py, &stacks, id)?.into_iter().map(Frame::from).collect())
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "VirtualBlock({:#x}, heap={:#x}, user={:#x}+{:#x}, commit={:#x}, reserve={:#x}{})",

@@ -56,6 +56,9 @@ pub(crate) struct Session {
     pub(crate) symbol_path: Option<String>,
     /// Local directories of binaries for image pages the dump lacks (`Dump(image_path=...)`).
     pub(crate) image_path: Option<String>,
+    /// Threads of this dump's walks (`Dump(threads=N)`); `None`: rayon's global pool.
+    pub(crate) threads: Option<usize>,
+    survey: OnceLock<Arc<HeapReport>>,
     walked: OnceLock<Walked>,
     symbolizer: OnceLock<Arc<Symbolizer>>,
     index: OnceLock<Arc<BlockIndex>>,
@@ -80,12 +83,19 @@ fn once<T: Send + Sync>(
 }
 
 impl Session {
-    pub(crate) fn new(dump: Arc<Dump>, symbol_path: Option<String>, image_path: Option<String>) -> Self {
+    pub(crate) fn new(
+        dump: Arc<Dump>,
+        symbol_path: Option<String>,
+        image_path: Option<String>,
+        threads: Option<usize>,
+    ) -> Self {
         let symbol_path = symbol_path.or_else(|| std::env::var(crate::symbols::SYMBOL_PATH_ENV).ok());
         Session {
             dump,
             symbol_path,
             image_path,
+            threads,
+            survey: OnceLock::new(),
             walked: OnceLock::new(),
             symbolizer: OnceLock::new(),
             index: OnceLock::new(),
@@ -160,23 +170,55 @@ impl Session {
         Ok(Arc::clone(self.reach.get_or_init(|| Arc::new(reach))))
     }
 
+    /// Run `f` on this dump's thread pool (`Dump(threads=N)`), else on rayon's global pool.
+    fn in_pool<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match self.threads.and_then(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build().ok()) {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
+    }
+
+    /// The heaps as far as headers, counters and short lists tell (no block is walked): the full
+    /// walk's report once there is one, else a survey ([`heap::WalkDepth::Headers`]), kept. Heap
+    /// `i` is the same heap in both.
+    pub(crate) fn heaps_report(&self, py: Python<'_>) -> PyResult<Arc<HeapReport>> {
+        if let Some(w) = self.walked.get() {
+            return Ok(Arc::clone(&w.report));
+        }
+        if let Some(s) = self.survey.get() {
+            return Ok(Arc::clone(s));
+        }
+        let dump = Arc::clone(&self.dump);
+        let options = heap::WalkOptions { symbol_path: self.symbol_path.clone(), depth: heap::WalkDepth::Headers };
+        let survey = py.detach(|| {
+            self.in_pool(|| guard(|| "reading the heap headers".into(), || heap::walk_with(&dump, &options)))
+        })?;
+        Ok(Arc::clone(self.survey.get_or_init(|| Arc::new(survey))))
+    }
+
+    /// Whether the full walk has run.
+    pub(crate) fn is_walked(&self) -> bool {
+        self.walked.get().is_some()
+    }
+
     /// The heap walk, its stack table and its columns.
     pub(crate) fn walked(&self, py: Python<'_>) -> PyResult<Walked> {
         if let Some(w) = self.walked.get() {
             return Ok(w.clone());
         }
         let dump = Arc::clone(&self.dump);
-        let symbol_path = self.symbol_path.clone();
-        let (mut report, stacks) = py.detach(move || {
-            guard(
-                || "walking the heaps".into(),
-                || {
-                    let options = heap::WalkOptions { symbol_path: symbol_path.clone() };
-                    let report = heap::walk_with(&dump, &options)?;
-                    let stacks = StackTable::collect(dump.memory(), &report);
-                    Ok((report, stacks))
-                },
-            )
+        let options = heap::WalkOptions { symbol_path: self.symbol_path.clone(), depth: heap::WalkDepth::Blocks };
+        let (mut report, stacks) = py.detach(|| {
+            self.in_pool(|| {
+                guard(
+                    || "walking the heaps".into(),
+                    || {
+                        let report = heap::walk_with(&dump, &options)?;
+                        let stacks = StackTable::collect(dump.memory(), &report);
+                        Ok((report, stacks))
+                    },
+                )
+            })
         })?;
         let columns = columns_to_dict(py, std::mem::take(&mut report.blocks))?;
         // Shared by every table handed out: nobody may write to them.
@@ -223,7 +265,7 @@ impl Session {
         let refs = BlockRefs::from_columns(find)
             .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("the block columns are not as the schema says"))?;
         let report = Arc::clone(&w.report);
-        py.detach(|| guard(|| what.to_string(), || Ok(f(&report, &refs)))).map_err(PyErr::from)
+        py.detach(|| self.in_pool(|| guard(|| what.to_string(), || Ok(f(&report, &refs))))).map_err(PyErr::from)
     }
 
     /// The symbolizer (PDB and export tables load later, per module, on first use).
