@@ -442,17 +442,37 @@ macro_rules! block_columns {
                 $( self.$name[i] = r.$name; )*
             }
 
-            /// Append every row of `other`; rows of `other` that have a parent get `offset` added
-            /// to it (their parents were numbered from 0 in `other`).
-            pub fn append(&mut self, other: &BlockColumns, offset: usize) {
-                let start = self.len();
-                $( self.$name.extend_from_slice(&other.$name); )*
-                let add = i32::try_from(offset).unwrap_or(i32::MAX);
-                for p in &mut self.parent[start..] {
-                    if *p >= 0 {
-                        *p = p.saturating_add(add);
+            /// Append the rows of every chunk of `chunks`, in order (a chunk's parents were
+            /// numbered from 0 in the chunk and get its offset added), copying the columns in parallel: one rayon task per column.
+            /// Returns the index each chunk's first row got.
+            pub fn append_chunks(&mut self, chunks: &[&BlockColumns]) -> Vec<usize> {
+                let mut offsets = Vec::with_capacity(chunks.len());
+                let mut at = self.len();
+                for c in chunks {
+                    offsets.push(at);
+                    at += c.len();
+                }
+                let total = at - self.len();
+                rayon::scope(|s| {
+                    $(
+                        let col = &mut self.$name;
+                        s.spawn(move |_| {
+                            col.reserve(total);
+                            for c in chunks {
+                                col.extend_from_slice(&c.$name);
+                            }
+                        });
+                    )*
+                });
+                for (c, &offset) in chunks.iter().zip(&offsets) {
+                    let add = i32::try_from(offset).unwrap_or(i32::MAX);
+                    for p in &mut self.parent[offset..offset + c.len()] {
+                        if *p >= 0 {
+                            *p = p.saturating_add(add);
+                        }
                     }
                 }
+                offsets
             }
 
             /// Borrow every column.

@@ -181,8 +181,11 @@ pub(crate) fn walk_nt(
                 chunk
             })
             .collect();
-        for (&(i, _, _), chunk) in jobs.iter().zip(chunks) {
-            let offset = sink.append(&chunk.cols, &chunk.traces);
+        let parts: Vec<(&super::columns::BlockColumns, &super::columns::Traces)> =
+            chunks.iter().map(|c| (&c.cols, &c.traces)).collect();
+        let offsets = sink.append_chunks(&parts);
+        drop(parts);
+        for ((&(i, _, _), chunk), offset) in jobs.iter().zip(chunks).zip(offsets) {
             first_row[i].get_or_insert(offset);
             end_row[i] = offset + chunk.cols.len();
             for c in chunk.records {

@@ -60,19 +60,21 @@ impl<'c> RowSink<'c> {
         }
     }
 
-    /// Append the rows (and traces) of a walk that wrote into its own columns; returns the index
-    /// its first row got.
-    pub(crate) fn append(&mut self, cols: &BlockColumns, traces: &Traces) -> usize {
+    /// Append the rows (and traces) of walks that wrote into their own columns, in order, the
+    /// columns copied in parallel; returns the index each walk's first row got.
+    pub(crate) fn append_chunks(&mut self, chunks: &[(&BlockColumns, &Traces)]) -> Vec<usize> {
         self.flush();
-        let offset = self.cols.len();
-        self.cols.append(cols, offset);
-        for (r, e) in traces.iter() {
-            if let Ok(row) = u32::try_from(r + offset) {
-                self.traces.rows.push(row);
-                self.traces.entries.push(e);
+        let cols: Vec<&BlockColumns> = chunks.iter().map(|c| c.0).collect();
+        let offsets = self.cols.append_chunks(&cols);
+        for (&(_, traces), &offset) in chunks.iter().zip(&offsets) {
+            for (r, e) in traces.iter() {
+                if let Ok(row) = u32::try_from(r + offset) {
+                    self.traces.rows.push(row);
+                    self.traces.entries.push(e);
+                }
             }
         }
-        offset
+        offsets
     }
 
     /// Move the buffered rows into the columns.
