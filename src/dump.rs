@@ -571,7 +571,6 @@ fn memory_list(b: &[u8], s: &StreamInfo, out: &mut Vec<CapturedRange>) -> Result
 /// MINIDUMP_MEMORY_DESCRIPTOR64 { u64 StartOfMemoryRange; u64 DataSize } each; the data of all
 /// ranges lies back to back from BaseRva (minidumpapiset.h).
 fn memory64_list(b: &[u8], s: &StreamInfo, out: &mut Vec<CapturedRange>) -> Result<()> {
-    let file_size = b.len() as u64;
     let body = stream_body(b, s)?;
     if body.len() < 16 {
         return Err(corrupt("Memory64ListStream", format!("{} bytes cannot hold the header", body.len())));
@@ -585,14 +584,10 @@ fn memory64_list(b: &[u8], s: &StreamInfo, out: &mut Vec<CapturedRange>) -> Resu
             format!("{count} descriptors do not fit the stream's {:#x} bytes", body.len()),
         ));
     }
-    if rva > file_size {
-        return Err(Error::Truncated {
-            what: "Memory64ListStream data (BaseRva)".into(),
-            offset: rva,
-            end: rva,
-            file_size,
-        });
-    }
+    // A dump cut inside its MemoryListStream data, before the Memory64 data begins (e.g.
+    // `x64_win10.dmp` cut at 0x3390 with BaseRva 0x7b90), has a BaseRva past the end of the file.
+    // Its descriptors are intact, so the dump still opens: every Memory64 range is then clipped to
+    // nothing by `AddressSpace::new` and reported, and what the MemoryList holds stays readable.
     for i in 0..count {
         let d = (16 + i * 16) as usize;
         let va = u64_at(body, d);

@@ -100,6 +100,14 @@ pub enum Error {
         /// What is not supported.
         reason: String,
     },
+    /// ntheap itself failed: a panic caught by [`guard`]. Never a property of the dump alone.
+    #[error("internal error in ntheap while {operation}: {message} (this is a bug in ntheap, not a problem with the dump; please report it with the dump)")]
+    Internal {
+        /// What was being done, e.g. `Dump.peb`.
+        operation: String,
+        /// The panic message.
+        message: String,
+    },
 }
 
 fn first_missing_note(address: u64, first_missing: u64) -> String {
@@ -124,20 +132,63 @@ impl Error {
             Error::NotFound { .. } => "NotFound",
             Error::UnsupportedLayout { .. } => "UnsupportedLayout",
             Error::Unsupported { .. } => "Unsupported",
+            Error::Internal { .. } => "Internal",
         }
     }
 }
 
-/// Run `f`, turning a panic into [`Error::Unsupported`] ("internal error while `what`").
+/// Run `f`, turning a panic into [`Error::Internal`] naming the operation (`what`) and the
+/// panic message.
 ///
 /// Every read of dump data is bounds-checked, so a panic is a bug here, or in a dependency that
 /// parses the dump; either way it must reach the caller as an error about this dump (the batch
-/// scan goes on with the next one; Python gets a `DumpError`, not a `PanicException`, which
-/// derives from `BaseException` and escapes `except Exception`). The panic message still goes
-/// to the panic hook (stderr).
+/// scan goes on with the next one; Python gets `ntheap.InternalError`, a `DumpError`, not a
+/// `PanicException`, which derives from `BaseException` and escapes `except Exception`). The
+/// panic message also goes to the panic hook (stderr), with the source location.
 pub fn guard<T>(what: impl FnOnce() -> String, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|_| Err(Error::Unsupported { reason: format!("internal error while {}", what()) }))
+    let mut what = Some(what);
+    let mut operation = None;
+    if !injected_panics().is_empty() {
+        operation = what.take().map(|w| w());
+    }
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if let Some(op) = &operation {
+            inject_panic(op);
+        }
+        f()
+    }))
+    .unwrap_or_else(|payload| {
+        let operation = operation.or_else(|| what.map(|w| w())).unwrap_or_default();
+        Err(Error::Internal { operation, message: panic_message(&*payload) })
+    })
+}
+
+/// The operations named by `NTHEAP_INJECT_PANIC` (comma-separated; read once per process).
+fn injected_panics() -> &'static [String] {
+    static LIST: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    LIST.get_or_init(|| {
+        std::env::var("NTHEAP_INJECT_PANIC")
+            .map(|v| v.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default()
+    })
+}
+
+/// A test hook: panic if `NTHEAP_INJECT_PANIC` names `operation` (or a prefix of it), so that
+/// the tests can follow a panic from any guarded entry point to the error the caller gets. With
+/// the variable unset this is one load of an empty list.
+pub fn inject_panic(operation: &str) {
+    if injected_panics().iter().any(|p| operation.starts_with(p.as_str())) {
+        panic!("injected by NTHEAP_INJECT_PANIC");
+    }
+}
+
+/// The message of a panic payload (`panic!` with a literal gives `&str`, with arguments `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 impl Error {
@@ -163,10 +214,20 @@ mod tests {
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
         let e = guard(|| "walking heaps of a.dmp".into(), || -> Result<()> { panic!("bug") });
+        let f = guard(|| "Dump.peb".into(), || -> Result<()> { panic!("index {} out of range", 7) });
         std::panic::set_hook(hook);
         match e {
-            Err(Error::Unsupported { reason }) => assert_eq!(reason, "internal error while walking heaps of a.dmp"),
+            Err(Error::Internal { operation, message }) => {
+                assert_eq!((operation.as_str(), message.as_str()), ("walking heaps of a.dmp", "bug"));
+            }
             other => panic!("unexpected {other:?}"),
         }
+        let f = f.unwrap_err();
+        assert_eq!(f.kind(), "Internal");
+        assert_eq!(
+            f.to_string(),
+            "internal error in ntheap while Dump.peb: index 7 out of range (this is a bug in ntheap, not a \
+             problem with the dump; please report it with the dump)"
+        );
     }
 }

@@ -207,14 +207,21 @@ fn read_peb(mem: &AddressSpace, arch: Arch, l: &PebLayout, teb: u64, address: u6
     let maximum_number_of_heaps = u32_at(l.maximum_number_of_heaps);
     let process_heaps_address = ptr_at(l.process_heaps);
     let mut problem = None;
-    let count = if number_of_heaps > MAX_HEAPS {
+    // The array holds MaximumNumberOfHeaps slots; ntdll grows it before NumberOfHeaps passes
+    // that. A count above the capacity is damage, e.g. NumberOfHeaps 0xFFFFFFFF in a PEB whose
+    // array has 16 slots and 2 heaps (`docs/damaged-dumps.md` H11): reading 0xFFFFFFFF (or
+    // MAX_HEAPS) pointers runs off the captured array and would lose every heap, so only the
+    // slots that exist are read.
+    let count = if number_of_heaps > maximum_number_of_heaps {
+        let capacity = maximum_number_of_heaps.min(MAX_HEAPS);
+        problem = Some(format!(
+            "NumberOfHeaps {number_of_heaps} exceeds MaximumNumberOfHeaps {maximum_number_of_heaps}; read the first {capacity}"
+        ));
+        capacity
+    } else if number_of_heaps > MAX_HEAPS {
         problem = Some(format!("NumberOfHeaps {number_of_heaps} is implausible; read the first {MAX_HEAPS}"));
         MAX_HEAPS
     } else {
-        if number_of_heaps > maximum_number_of_heaps {
-            problem =
-                Some(format!("NumberOfHeaps {number_of_heaps} exceeds MaximumNumberOfHeaps {maximum_number_of_heaps}"));
-        }
         number_of_heaps
     };
     let process_heaps = match mem.read(process_heaps_address, u64::from(count) * ptr) {

@@ -1,4 +1,5 @@
-//! Hostile-input robustness: every checked-in dump (`tests/fixtures/*.dmp`, `samples/*.dmp`),
+//! Hostile-input robustness: every checked-in dump (`tests/fixtures/*.dmp`, `samples/*.dmp`,
+//! and the fuzz campaign's dump findings, `tests/fixtures/fuzz/*/*.dmp`),
 //! mutated and truncated with deterministic seeds, goes through every entry point the Python
 //! layer calls (open, PEBs, heap walk, `!heap -s`, stacks, symbolization, `!heap -p -a`, region
 //! captured bytes, the leak-triage passes). Nothing may panic and no dump may take more than a few seconds.
@@ -49,8 +50,13 @@ impl Rng {
 fn dumps() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = Vec::new();
-    for dir in ["tests/fixtures", "samples"] {
-        let Ok(rd) = std::fs::read_dir(root.join(dir)) else { continue };
+    // The dump-format inputs the fuzz campaign found bugs with (`tests/fixtures/fuzz/*/`) too.
+    let mut dirs: Vec<PathBuf> = vec![root.join("tests/fixtures"), root.join("samples")];
+    if let Ok(rd) = std::fs::read_dir(root.join("tests/fixtures/fuzz")) {
+        dirs.extend(rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+    }
+    for dir in dirs {
+        let Ok(rd) = std::fs::read_dir(dir) else { continue };
         for e in rd.flatten() {
             let p = e.path();
             if p.extension().is_some_and(|x| x == "dmp") {

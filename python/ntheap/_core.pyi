@@ -17,6 +17,7 @@ __all__ = [
     "Thread",
     "CorruptDumpError",
     "DumpError",
+    "InternalError",
     "MemoryNotCaptured",
     "MissingStreamError",
     "NotAMinidumpError",
@@ -97,6 +98,12 @@ class MemoryNotCaptured(DumpError):
 
 class StructureNotFoundError(DumpError): ...
 class UnsupportedDumpError(DumpError): ...
+
+class InternalError(DumpError):
+    """A bug in ntheap (a panic caught at the Python boundary), not a problem with the dump."""
+
+    operation: str
+    panic_message: str
 
 @final
 class Module:

@@ -144,19 +144,16 @@ class DumpSkippedWarning(UserWarning):
     """A dump in a series could not be read and was left out."""
 
 
-def rebuild_error(record: Dict[str, Any]) -> Exception:
-    """The exception a failed scan record stands for (its class looked up by name)."""
-    import builtins
+def rebuild_error(record: Dict[str, Any]) -> BaseException:
+    """The exception a failed scan record carries (a copy, so that raising it again starts a
+    fresh traceback), with the dump's path in ``path``."""
+    import copy
 
-    kind = record.get("error_kind") or "DumpError"
-    cls = getattr(_core, kind, None) or getattr(builtins, kind, None)
-    if not (isinstance(cls, type) and issubclass(cls, Exception)):
-        cls = _core.DumpError
-    try:
-        err = cls(f"{record['path']}: {record['error']}")
-    except TypeError:  # an exception class whose constructor wants other arguments
-        err = _core.DumpError(f"{record['path']}: {kind}: {record['error']}")
-    return err
+    exc = record.get("exception")
+    if isinstance(exc, BaseException):
+        return copy.copy(exc)
+    # A record made by hand (tests, older pickles) without the exception object.
+    return _core.DumpError(f"{record['path']}: {record.get('error_kind')}: {record['error']}")
 
 
 def is_pathlike(x: object) -> bool:

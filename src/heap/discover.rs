@@ -307,7 +307,13 @@ pub fn choose_layout(
 
 /// The heaps of `heaps` with, after each page heap, its `NormalHeap` and the page heaps on its
 /// `NextHeap` list that no PEB lists (§11.4); a listed `NormalHeap` is marked as such in place.
-pub(crate) fn with_page_heaps(mem: &AddressSpace, heaps: &[HeapRef], budget: &super::list::NodeBudget) -> Vec<HeapRef> {
+/// Problems with the `NextHeap` list go to `problems`.
+pub(crate) fn with_page_heaps(
+    mem: &AddressSpace,
+    heaps: &[HeapRef],
+    budget: &super::list::NodeBudget,
+    problems: &mut Vec<Corruption>,
+) -> Vec<HeapRef> {
     use super::page_heap::{normal_heap, other_roots, root_of};
     let mut out: Vec<HeapRef> = heaps.to_vec();
     let mut i = 0;
@@ -331,7 +337,7 @@ pub(crate) fn with_page_heaps(mem: &AddressSpace, heaps: &[HeapRef], budget: &su
                 }),
             }
         }
-        for other in other_roots(mem, root, h.arch, budget) {
+        for other in other_roots(mem, root, h.arch, budget, problems) {
             if !out.iter().chain(&extra).any(|o| o.address == other && o.arch == h.arch) {
                 extra.push(HeapRef { address: other, index: None, is_process_heap: false, page_heap_owner: None, ..h });
             }

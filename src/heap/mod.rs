@@ -351,7 +351,7 @@ pub fn walk_with(dump: &Dump, options: &WalkOptions) -> Result<HeapReport> {
     let mem = dump.memory();
     let mut report = HeapReport { corruption: d.problems, ..HeapReport::default() };
     let mut state = WalkState::new(mem);
-    let listed = discover::with_page_heaps(mem, &d.heaps, &state.budget);
+    let listed = discover::with_page_heaps(mem, &d.heaps, &state.budget, &mut report.corruption);
     let symbol = |arch: Arch, name: &str| {
         options.symbol_path.as_deref().and_then(|p| crate::symbols::ntdll_global(dump, p, arch, name))
     };

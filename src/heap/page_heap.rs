@@ -88,10 +88,26 @@ pub fn normal_heap(mem: &AddressSpace, root: u64, arch: Arch) -> Option<u64> {
 
 /// The handles of the page heaps on the `NextHeap` list through `root` (its own excluded):
 /// nodes whose root signature checks out; the list head (a verifier.dll global) is skipped.
-pub(crate) fn other_roots(mem: &AddressSpace, root: u64, arch: Arch, budget: &NodeBudget) -> Vec<u64> {
+/// Problems with the list go to `problems` (not twice).
+pub(crate) fn other_roots(
+    mem: &AddressSpace,
+    root: u64,
+    arch: Arch,
+    budget: &NodeBudget,
+    problems: &mut Vec<super::Corruption>,
+) -> Vec<u64> {
     let l = layout(arch);
     let head = at(root, l.root_next_heap);
     let w = super::list::walk_list(mem, arch, head, MAX_PAGE_HEAPS, budget, "_DPH_HEAP_ROOT.NextHeap");
+    // A NextHeap list that loops (`pageheap_two_heaps_x64.dmp` with the second root's Flink
+    // pointing back at itself) or breaks still gives the page heaps before the damage; the
+    // damage is recorded once, although every page heap on the list walks it.
+    let handle = root.wrapping_sub(ROOT_FROM_HANDLE);
+    for p in w.problems {
+        if !problems.iter().any(|q| q.address == p.address && q.kind == p.kind) {
+            problems.push(super::Corruption::new(handle, p.address, p.kind, p.detail));
+        }
+    }
     w.nodes
         .into_iter()
         .filter_map(|n| n.checked_sub(u64::from(l.root_next_heap)))
@@ -155,7 +171,14 @@ pub(crate) fn walk(
         }
     }
     while let Some(n) = stack.pop() {
-        if n == 0 || !seen.insert(n) {
+        if n == 0 {
+            continue;
+        }
+        if !seen.insert(n) {
+            // A tree has no node below two parents. Seen in a damaged dump whose leaf's LeftChild
+            // points back at the root (`pageheap_x64.dmp`, the first node in order linked to
+            // the root): each node is still listed once, and the cycle is recorded.
+            rec.record(n, CorruptionKind::ListLoop, format!("page heap {handle:#x}: busy tree reaches {n:#x} twice"));
             continue;
         }
         if seen.len() > MAX_NODES || !budget.take() {

@@ -44,7 +44,7 @@
 //! *derived*; recorded as the tie-break in [`SegmentHeapInfo::lfh_key_note`]). With ntdll's PDB
 //! both keys are also read through `RtlpHpHeapGlobals` and checked against these.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use super::columns::{BlockKind, BlockRow, NotDecoded};
 use super::corruption::{CorruptionKind, Recorder};
@@ -404,7 +404,7 @@ pub(crate) fn recover_lfh_key(plans: &[&SegPlan]) -> (Option<u32>, String) {
     }
     // Start from the subsegment with the fewest candidates.
     seeds.sort_by_key(|(_, s)| s.range / u64::from(s.block_count.max(1)));
-    let candidates = |l: &SegmentHeapLayout, s: &LfhSeed| -> Vec<(u32, u64)> {
+    let candidates = |l: &SegmentHeapLayout, s: &LfhSeed| -> Vec<(u32, u16)> {
         let bc = u64::from(s.block_count);
         let mut v = Vec::new();
         if bc == 0 {
@@ -416,7 +416,7 @@ pub(crate) fn recover_lfh_key(plans: &[&SegPlan]) -> (Option<u32>, String) {
         while bs <= 0x4000 && min_fbo + bs * bc <= s.range {
             let mut fbo = min_fbo;
             while fbo + bs * bc <= s.range && fbo <= 0xFFFF {
-                v.push((base ^ ((fbo as u32) << 16 | bs as u32), fbo));
+                v.push((base ^ ((fbo as u32) << 16 | bs as u32), fbo as u16));
                 if v.len() >= MAX_LFH_KEY_CANDIDATES {
                     return v;
                 }
@@ -426,40 +426,57 @@ pub(crate) fn recover_lfh_key(plans: &[&SegPlan]) -> (Option<u32>, String) {
         }
         v
     };
+    // Each candidate of the subsegment with the fewest is decoded against the others; only the
+    // count of keys that fit them all and the best one (least Σ FBO, then least key) are kept.
+    // A crafted subsegment (one block in a range of gigabytes, fuzz input
+    // `tests/fixtures/fuzz/dump_all/segheap-key-candidates.dmp`) lists MAX_LFH_KEY_CANDIDATES
+    // keys; a map of them per subsegment, as this intersection first kept, needed 200 MiB at once
+    // from a 70 KiB dump.
     let (l0, s0) = &seeds[0];
-    // key → Σ FBO over the subsegments seen so far.
-    let mut alive: HashMap<u32, u64> = candidates(l0, s0).into_iter().collect();
-    for (l, s) in &seeds[1..] {
-        if alive.len() <= 1 && alive.is_empty() {
-            break;
-        }
-        let mine: HashMap<u32, u64> = candidates(l, s).into_iter().collect();
-        alive.retain(|k, sum| match mine.get(k) {
-            Some(f) => {
-                *sum += f;
-                true
+    let mut fitting = 0usize;
+    let mut best: Option<(u64, u32)> = None;
+    'key: for (k, f0) in candidates(l0, s0) {
+        let mut sum = u64::from(f0);
+        for (l, s) in &seeds[1..] {
+            match fbo_if_fits(l, s, k) {
+                Some(f) => sum += f,
+                None => continue 'key,
             }
-            None => false,
-        });
-    }
-    match alive.len() {
-        0 => (None, format!("no key fits all {} LFH subsegments (§10.6 steps 6–8)", seeds.len())),
-        1 => {
-            let k = *alive.keys().next().expect("one");
-            (Some(k), format!("the only key that fits all {} LFH subsegments", seeds.len()))
         }
-        n => {
-            let (&k, _) = alive.iter().min_by_key(|&(k, sum)| (*sum, *k)).expect("non-empty");
-            (
-                Some(k),
-                format!(
-                    "{n} keys fit all {} LFH subsegments; taken: the one that puts every first block nearest its \
-                     bitmap (derived tie-break)",
-                    seeds.len()
-                ),
-            )
+        fitting += 1;
+        if best.is_none_or(|b| (sum, k) < b) {
+            best = Some((sum, k));
         }
     }
+    match (fitting, best) {
+        (1, Some((_, k))) => (Some(k), format!("the only key that fits all {} LFH subsegments", seeds.len())),
+        (n, Some((_, k))) => (
+            Some(k),
+            format!(
+                "{n} keys fit all {} LFH subsegments; taken: the one that puts every first block nearest its \
+                 bitmap (derived tie-break)",
+                seeds.len()
+            ),
+        ),
+        _ => (None, format!("no key fits all {} LFH subsegments (§10.6 steps 6–8)", seeds.len())),
+    }
+}
+
+/// The first block offset that `key` decodes subsegment `s` to, if that layout is one of the
+/// candidates `recover_lfh_key` lists for `s` (block size 16..=0x4000 in steps of 16, first block
+/// 16-aligned after the bitmap, every block inside the range).
+fn fbo_if_fits(l: &SegmentHeapLayout, s: &LfhSeed, key: u32) -> Option<u64> {
+    let d = s.encoded ^ key ^ shift(l.lfh_shift, s.s);
+    let (bs, fbo) = (u64::from(d & 0xFFFF), u64::from(d >> 16));
+    let bc = u64::from(s.block_count);
+    let min_fbo = bitmap_end(l, s.block_count).div_ceil(16) * 16;
+    let fits = bc > 0
+        && (16..=0x4000).contains(&bs)
+        && bs % 16 == 0
+        && fbo >= min_fbo
+        && fbo % 16 == 0
+        && fbo + bs * bc <= s.range;
+    fits.then_some(fbo)
 }
 
 /// Whether `key` decodes every LFH subsegment of `plans` into a layout that fits (L1, L2).

@@ -3,7 +3,7 @@
 use pyo3::exceptions::{PyException, PyFileNotFoundError, PyOSError, PyPermissionError};
 use pyo3::prelude::*;
 
-use crate::error::Error;
+use crate::error::{inject_panic, panic_message, Error};
 
 pyo3::create_exception!(ntheap._core, DumpError, PyException, "Base class of every error ntheap raises about a dump.");
 pyo3::create_exception!(
@@ -38,6 +38,27 @@ pyo3::create_exception!(
     DumpError,
     "The dump's architecture or Windows build has no known structure layout."
 );
+
+pyo3::create_exception!(
+    ntheap._core,
+    InternalError,
+    DumpError,
+    "A bug in ntheap (a panic caught at the Python boundary), not a problem with the dump. Attributes: operation, panic_message."
+);
+
+/// Run the body of a Python entry point, turning a panic into `ntheap.InternalError` that names
+/// `operation` (e.g. `Dump.peb`) and carries the panic message. Every `#[pymethods]` function
+/// runs its body through this (`tests/source_rules.rs` checks that none is left out), so no
+/// `PanicException` reaches Python.
+pub(crate) fn guarded<T>(operation: &str, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        inject_panic(operation);
+        f()
+    }))
+    .unwrap_or_else(|payload| {
+        Err(Error::Internal { operation: operation.to_owned(), message: panic_message(&*payload) }.into())
+    })
+}
 
 fn with_attrs(err: PyErr, attrs: &[(&str, Option<u64>)], what: Option<&str>) -> PyErr {
     Python::attach(|py| {
@@ -79,6 +100,15 @@ impl From<Error> for PyErr {
             ),
             Error::NotFound { .. } => StructureNotFoundError::new_err(msg),
             Error::UnsupportedLayout { .. } | Error::Unsupported { .. } => UnsupportedDumpError::new_err(msg),
+            Error::Internal { operation, message } => {
+                let err = InternalError::new_err(msg);
+                Python::attach(|py| {
+                    let value = err.value(py);
+                    let _ = value.setattr("operation", operation);
+                    let _ = value.setattr("panic_message", message);
+                });
+                err
+            }
         }
     }
 }

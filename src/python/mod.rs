@@ -17,8 +17,8 @@ mod _core {
     use super::dump::{Module, Peb, PyDump, Thread};
     #[pymodule_export]
     use super::errors::{
-        CorruptDumpError, DumpError, MemoryNotCaptured, MissingStreamError, NotAMinidumpError, StructureNotFoundError,
-        TruncatedDumpError, UnsupportedDumpError,
+        CorruptDumpError, DumpError, InternalError, MemoryNotCaptured, MissingStreamError, NotAMinidumpError,
+        StructureNotFoundError, TruncatedDumpError, UnsupportedDumpError,
     };
     #[pymodule_export]
     use super::heap::{Heap, Lfh, PageHeap, SegContext, Segment, SegmentHeap, VirtualBlock};

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::error::Result;
+use crate::python::errors::guarded;
 use crate::python::stacks::stack_dict_of;
 use crate::python::triage::type_dict;
 use crate::scan::{scan, DumpScan};
@@ -35,79 +36,95 @@ impl ScanJob {
         workers: Option<usize>,
         symbol_path: Option<String>,
         image_path: Option<String>,
-    ) -> Self {
-        let done = Arc::new(AtomicUsize::new(0));
-        let (p, d) = (paths.clone(), Arc::clone(&done));
-        let handle = std::thread::spawn(move || scan(&p, workers, symbol_path.as_deref(), image_path.as_deref(), &d));
-        ScanJob { paths, done, handle: Mutex::new(Some(handle)), results: Mutex::new(None) }
+    ) -> PyResult<Self> {
+        guarded("ScanJob.new", || {
+            let done = Arc::new(AtomicUsize::new(0));
+            let (p, d) = (paths.clone(), Arc::clone(&done));
+            let handle =
+                std::thread::spawn(move || scan(&p, workers, symbol_path.as_deref(), image_path.as_deref(), &d));
+            Ok(ScanJob { paths, done, handle: Mutex::new(Some(handle)), results: Mutex::new(None) })
+        })
     }
 
     /// Number of dumps in the job.
     #[getter]
-    fn total(&self) -> usize {
-        self.paths.len()
+    fn total(&self) -> PyResult<usize> {
+        guarded("ScanJob.total", || Ok(self.paths.len()))
     }
 
     /// Number of dumps finished so far.
-    fn done(&self) -> usize {
-        self.done.load(Ordering::Relaxed)
+    fn done(&self) -> PyResult<usize> {
+        guarded("ScanJob.done", || Ok(self.done.load(Ordering::Relaxed)))
     }
 
     /// Whether every dump is finished.
-    fn finished(&self) -> bool {
-        self.done() == self.paths.len()
+    fn finished(&self) -> PyResult<bool> {
+        guarded("ScanJob.finished", || Ok(self.done()? == self.paths.len()))
     }
 
-    /// Wait for the scan, then one dict per dump (input order): path, error, error_kind,
-    /// timestamp_unix, pid, blocks (dict of numpy arrays: heap, address, user_address, user_size,
-    /// kind, stack_id, type_id, content), stack_keys, stacks (as `Dump._stack_columns`) and types
-    /// (as `Dump._type_columns`).
+    /// Wait for the scan, then one dict per dump (input order): path, exception (the
+    /// `ntheap.DumpError` or `OSError` the dump raised, with its attributes, `path` set and the
+    /// path before its message, or None), error (the message alone), error_kind (its class
+    /// name), timestamp_unix, pid, blocks (dict of numpy arrays: heap, address, user_address,
+    /// user_size, kind, stack_id, type_id, content), stack_keys, stacks (as
+    /// `Dump._stack_columns`) and types (as `Dump._type_columns`).
     fn results<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let results = py.detach(|| self.wait())?;
-        let out = PyList::empty(py);
-        for (path, r) in self.paths.iter().zip(results.iter()) {
-            let d = PyDict::new(py);
-            d.set_item("path", path.display().to_string())?;
-            match r {
-                Ok(s) => {
-                    d.set_item("error", py.None())?;
-                    d.set_item("error_kind", py.None())?;
-                    d.set_item("timestamp_unix", s.timestamp)?;
-                    d.set_item("pid", s.pid)?;
-                    let b = PyDict::new(py);
-                    b.set_item("heap", s.blocks.heap.clone().into_pyarray(py))?;
-                    b.set_item("address", s.blocks.address.clone().into_pyarray(py))?;
-                    b.set_item("user_address", s.blocks.user_address.clone().into_pyarray(py))?;
-                    b.set_item("user_size", s.blocks.user_size.clone().into_pyarray(py))?;
-                    b.set_item("kind", s.blocks.kind.clone().into_pyarray(py))?;
-                    b.set_item("stack_id", s.blocks.stack_id.clone().into_pyarray(py))?;
-                    b.set_item("type_id", s.blocks.type_id.clone().into_pyarray(py))?;
-                    b.set_item("content", s.blocks.content.clone().into_pyarray(py))?;
-                    d.set_item("blocks", b)?;
-                    d.set_item("stack_keys", s.stack_keys.clone())?;
-                    d.set_item("stacks", stack_dict_of(py, &s.stacks, &s.symbols)?)?;
-                    d.set_item("types", type_dict(py, &s.types)?)?;
+        guarded("ScanJob.results", || {
+            let results = py.detach(|| self.wait())?;
+            let out = PyList::empty(py);
+            for (path, r) in self.paths.iter().zip(results.iter()) {
+                let d = PyDict::new(py);
+                d.set_item("path", path.display().to_string())?;
+                match r {
+                    Ok(s) => {
+                        d.set_item("exception", py.None())?;
+                        d.set_item("error", py.None())?;
+                        d.set_item("error_kind", py.None())?;
+                        d.set_item("timestamp_unix", s.timestamp)?;
+                        d.set_item("pid", s.pid)?;
+                        let b = PyDict::new(py);
+                        b.set_item("heap", s.blocks.heap.clone().into_pyarray(py))?;
+                        b.set_item("address", s.blocks.address.clone().into_pyarray(py))?;
+                        b.set_item("user_address", s.blocks.user_address.clone().into_pyarray(py))?;
+                        b.set_item("user_size", s.blocks.user_size.clone().into_pyarray(py))?;
+                        b.set_item("kind", s.blocks.kind.clone().into_pyarray(py))?;
+                        b.set_item("stack_id", s.blocks.stack_id.clone().into_pyarray(py))?;
+                        b.set_item("type_id", s.blocks.type_id.clone().into_pyarray(py))?;
+                        b.set_item("content", s.blocks.content.clone().into_pyarray(py))?;
+                        d.set_item("blocks", b)?;
+                        d.set_item("stack_keys", s.stack_keys.clone())?;
+                        d.set_item("stacks", stack_dict_of(py, &s.stacks, &s.symbols)?)?;
+                        d.set_item("types", type_dict(py, &s.types)?)?;
+                    }
+                    Err(e) => {
+                        // The exception itself, made by the one error map, so that a caller who
+                        // raises it gets the class and attributes (offset, address, ...) that
+                        // opening the dump alone would have raised; its message starts with the
+                        // path, as one dump among many needs.
+                        let err: PyErr = e.clone().into();
+                        let value = err.value(py);
+                        let shown = path.display().to_string();
+                        value.setattr("args", (format!("{shown}: {e}"),))?;
+                        value.setattr("path", shown)?;
+                        d.set_item("exception", value)?;
+                        d.set_item("error", e.to_string())?;
+                        d.set_item("error_kind", value.get_type().name()?)?;
+                        d.set_item("timestamp_unix", py.None())?;
+                        d.set_item("pid", py.None())?;
+                        d.set_item("blocks", py.None())?;
+                        d.set_item("stack_keys", py.None())?;
+                        d.set_item("stacks", py.None())?;
+                        d.set_item("types", py.None())?;
+                    }
                 }
-                Err(e) => {
-                    let message = e.to_string();
-                    let err: PyErr = e.clone().into();
-                    d.set_item("error", message)?;
-                    d.set_item("error_kind", err.get_type(py).name()?)?;
-                    d.set_item("timestamp_unix", py.None())?;
-                    d.set_item("pid", py.None())?;
-                    d.set_item("blocks", py.None())?;
-                    d.set_item("stack_keys", py.None())?;
-                    d.set_item("stacks", py.None())?;
-                    d.set_item("types", py.None())?;
-                }
+                out.append(d)?;
             }
-            out.append(d)?;
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
-    fn __repr__(&self) -> String {
-        format!("<ScanJob {}/{} dumps done>", self.done(), self.paths.len())
+    fn __repr__(&self) -> PyResult<String> {
+        guarded("ScanJob.__repr__", || Ok(format!("<ScanJob {}/{} dumps done>", self.done()?, self.paths.len())))
     }
 }
 

@@ -21,6 +21,7 @@ use crate::allocation::BlockIndex;
 use crate::dump::Dump;
 use crate::error::guard;
 use crate::heap::{self, AnyColumnRef, BlockRefs, HeapReport, BLOCK_SCHEMA};
+use crate::python::errors::guarded;
 use crate::python::heap::columns_to_dict;
 use crate::stacks::StackTable;
 use crate::symbols::{Frame, Symbolizer};
@@ -308,78 +309,90 @@ pub struct BlockSource {
 impl BlockSource {
     /// The stored columns: name → read-only numpy array (the same arrays on every call).
     fn columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let w = self.session.walked(py)?;
-        w.columns.bind(py).copy()
+        guarded("BlockSource.columns", || {
+            let w = self.session.walked(py)?;
+            w.columns.bind(py).copy()
+        })
     }
 
     /// Per row, an index into `heaps()` (uint16; 65535 for a row of no heap).
     fn heap_codes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<u16>>> {
-        let w = self.session.walked(py)?;
-        let v = py.detach(|| {
-            let mut v = vec![u16::MAX; w.report.rows()];
-            for (i, h) in w.report.heaps.iter().enumerate() {
-                if let Some(s) = v.get_mut(h.blocks.clone()) {
-                    s.fill(u16::try_from(i).unwrap_or(u16::MAX));
+        guarded("BlockSource.heap_codes", || {
+            let w = self.session.walked(py)?;
+            let v = py.detach(|| {
+                let mut v = vec![u16::MAX; w.report.rows()];
+                for (i, h) in w.report.heaps.iter().enumerate() {
+                    if let Some(s) = v.get_mut(h.blocks.clone()) {
+                        s.fill(u16::try_from(i).unwrap_or(u16::MAX));
+                    }
                 }
-            }
-            v
-        });
-        Ok(PyArray1::from_vec(py, v))
+                v
+            });
+            Ok(PyArray1::from_vec(py, v))
+        })
     }
 
     /// The heap addresses `heap_codes` refers to.
     fn heaps(&self, py: Python<'_>) -> PyResult<Vec<u64>> {
-        Ok(self.session.walked(py)?.report.heaps.iter().map(|h| h.address).collect())
+        guarded("BlockSource.heaps", || Ok(self.session.walked(py)?.report.heaps.iter().map(|h| h.address).collect()))
     }
 
     /// Per row, an index into `segments()` (uint32; 0 is "no segment").
     fn segment_codes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<u32>>> {
-        let w = self.session.walked(py)?;
-        let v = py.detach(|| {
-            let mut v = vec![0u32; w.report.rows()];
-            for (i, (rows, _)) in w.report.segment_runs.iter().enumerate() {
-                if let Some(s) = v.get_mut(rows.clone()) {
-                    s.fill(u32::try_from(i + 1).unwrap_or(0));
+        guarded("BlockSource.segment_codes", || {
+            let w = self.session.walked(py)?;
+            let v = py.detach(|| {
+                let mut v = vec![0u32; w.report.rows()];
+                for (i, (rows, _)) in w.report.segment_runs.iter().enumerate() {
+                    if let Some(s) = v.get_mut(rows.clone()) {
+                        s.fill(u32::try_from(i + 1).unwrap_or(0));
+                    }
                 }
-            }
-            v
-        });
-        Ok(PyArray1::from_vec(py, v))
+                v
+            });
+            Ok(PyArray1::from_vec(py, v))
+        })
     }
 
     /// The segment addresses `segment_codes` refers to (0 first: no segment).
     fn segments(&self, py: Python<'_>) -> PyResult<Vec<u64>> {
-        let w = self.session.walked(py)?;
-        Ok(std::iter::once(0).chain(w.report.segment_runs.iter().map(|r| r.1)).collect())
+        guarded("BlockSource.segments", || {
+            let w = self.session.walked(py)?;
+            Ok(std::iter::once(0).chain(w.report.segment_runs.iter().map(|r| r.1)).collect())
+        })
     }
 
     /// Per row, its `_RTL_STACK_TRACE_ENTRY` (0 if none).
     fn stack_trace_entry<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<u64>>> {
-        let w = self.session.walked(py)?;
-        let v = py.detach(|| w.report.traces.column(w.report.rows()));
-        Ok(PyArray1::from_vec(py, v))
+        guarded("BlockSource.stack_trace_entry", || {
+            let w = self.session.walked(py)?;
+            let v = py.detach(|| w.report.traces.column(w.report.rows()));
+            Ok(PyArray1::from_vec(py, v))
+        })
     }
 
     /// Per row, its stack id in `Dump.stacks()` (−1 if none).
     fn stack_id<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i32>>> {
-        let w = self.session.walked(py)?;
-        let v = py.detach(|| w.stacks.stack_id_column(w.report.rows()));
-        Ok(PyArray1::from_vec(py, v))
+        guarded("BlockSource.stack_id", || {
+            let w = self.session.walked(py)?;
+            let v = py.detach(|| w.stacks.stack_id_column(w.report.rows()));
+            Ok(PyArray1::from_vec(py, v))
+        })
     }
 
     /// One leak-triage column ("type_id", "content", "reachable", ...) for every row; its pass
     /// runs once per dump.
     fn triage_column<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-        crate::python::triage::column(py, &self.session, name)
+        guarded("BlockSource.triage_column", || crate::python::triage::column(py, &self.session, name))
     }
 
     /// The C++ types `type_id` refers to, as columns (see `ntheap.Dump.types`).
     fn type_columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        crate::python::triage::type_columns(py, &self.session)
+        guarded("BlockSource.type_columns", || crate::python::triage::type_columns(py, &self.session))
     }
 
     /// Number of rows.
     fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
-        Ok(self.session.walked(py)?.report.rows())
+        guarded("BlockSource.__len__", || Ok(self.session.walked(py)?.report.rows()))
     }
 }

@@ -6,6 +6,7 @@ use pyo3::types::PyDict;
 
 use crate::allocation::Allocation as CoreAllocation;
 use crate::error::guard;
+use crate::python::errors::guarded;
 use crate::stacks::{StackProblemKind, StackTable};
 use crate::symbols::{self, Symbolizer, TableSymbols};
 
@@ -52,12 +53,14 @@ impl From<symbols::Frame> for Frame {
 
 #[pymethods]
 impl Frame {
-    fn __repr__(&self) -> String {
-        format!("Frame({:#x}, {:?}, source={:?})", self.address, self.text, self.source)
+    fn __repr__(&self) -> PyResult<String> {
+        guarded("Frame.__repr__", || {
+            Ok(format!("Frame({:#x}, {:?}, source={:?})", self.address, self.text, self.source))
+        })
     }
 
-    fn __str__(&self) -> String {
-        self.text.clone()
+    fn __str__(&self) -> PyResult<String> {
+        guarded("Frame.__str__", || Ok(self.text.clone()))
     }
 }
 
@@ -162,12 +165,12 @@ impl Allocation {
 impl Allocation {
     /// The block and its stack laid out as `!heap -p -a` prints them.
     #[getter]
-    fn text(&self) -> String {
-        self.text.clone()
+    fn text(&self) -> PyResult<String> {
+        guarded("Allocation.text", || Ok(self.text.clone()))
     }
 
-    fn __repr__(&self) -> String {
-        self.text.clone()
+    fn __repr__(&self) -> PyResult<String> {
+        guarded("Allocation.__repr__", || Ok(self.text.clone()))
     }
 }
 

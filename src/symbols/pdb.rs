@@ -75,7 +75,7 @@ pub fn identity(path: &Path) -> Result<PdbIdentity, String> {
     guarded(path, identity_of)
 }
 
-fn identity_of(pdb: &mut pdb::PDB<'_, File>) -> Result<PdbIdentity, String> {
+fn identity_of<'s, S: pdb::Source<'s> + 's>(pdb: &mut pdb::PDB<'s, S>) -> Result<PdbIdentity, String> {
     let info = pdb.pdb_information().map_err(|e| format!("information stream: {e}"))?;
     // `Uuid::from_fields` stores the fields big-endian, so its bytes in order are the Data1..Data4
     // hex digits as written in symbol-store paths.
@@ -84,14 +84,27 @@ fn identity_of(pdb: &mut pdb::PDB<'_, File>) -> Result<PdbIdentity, String> {
     Ok(PdbIdentity { guid, age: dbi_age.unwrap_or(info.age) })
 }
 
-fn guarded<T>(path: &Path, f: impl FnOnce(&mut pdb::PDB<'_, File>) -> Result<T, String>) -> Result<T, String> {
+fn guarded<'s, T>(path: &Path, f: impl FnOnce(&mut pdb::PDB<'s, File>) -> Result<T, String>) -> Result<T, String> {
     let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    guarded_source(file, f)
+}
+
+fn guarded_source<'s, S: pdb::Source<'s> + 's, T>(
+    source: S,
+    f: impl FnOnce(&mut pdb::PDB<'s, S>) -> Result<T, String>,
+) -> Result<T, String> {
     // The pdb crate parses untrusted bytes; a panic in it must not take the analysis down.
     catch_unwind(AssertUnwindSafe(|| {
-        let mut pdb = pdb::PDB::open(file).map_err(|e| format!("not a PDB: {e}"))?;
+        let mut pdb = pdb::PDB::open(source).map_err(|e| format!("not a PDB: {e}"))?;
         f(&mut pdb)
     }))
     .unwrap_or_else(|_| Err("the PDB reader failed on this file".to_owned()))
+}
+
+/// The identity and symbols of a PDB held in memory, read as [`load_publics`] reads a file but
+/// without matching it to a module (the fuzz targets parse PDB bytes this way).
+pub fn parse_bytes(bytes: Vec<u8>) -> Result<(PdbIdentity, Publics), String> {
+    guarded_source(std::io::Cursor::new(bytes), |pdb| Ok((identity_of(pdb)?, publics_of(pdb)?)))
 }
 
 /// The public symbols of the PDB at `path`, if its GUID and age are `guid` and `age`.
@@ -107,38 +120,40 @@ pub fn load_publics(path: &Path, guid: &str, age: u32) -> Result<Publics, String
                 age
             ));
         }
-        let x86 = pdb
-            .debug_information()
-            .ok()
-            .and_then(|d| d.machine_type().ok())
-            .is_some_and(|m| m == pdb::MachineType::X86);
-        let map = pdb.address_map().map_err(|e| format!("address map: {e}"))?;
-        let globals = pdb.global_symbols().map_err(|e| format!("global symbols: {e}"))?;
-        let mut it = globals.iter();
-        let mut symbols = Vec::new();
-        while let Some(sym) = it.next().map_err(|e| format!("global symbols: {e}"))? {
-            if let Ok(pdb::SymbolData::Public(p)) = sym.parse() {
-                if let Some(rva) = p.offset.to_rva(&map) {
-                    symbols.push((rva.0, undecorate(&p.name.to_string(), x86)));
-                    if symbols.len() >= MAX_PUBLICS {
-                        break;
-                    }
-                }
-            }
-        }
-        let publics = symbols.len();
-        // Procedures are an addition: a PDB whose module streams cannot be read still gives its
-        // publics.
-        let mut public_rvas: Vec<u32> = symbols.iter().map(|s| s.0).collect();
-        public_rvas.sort_unstable();
-        let _ = procedures(pdb, &map, &public_rvas, &mut symbols);
-        Ok(Publics { symbols, publics, x86 })
+        publics_of(pdb)
     })
 }
 
+/// The public symbols (and procedures) of an open PDB.
+fn publics_of<'s, S: pdb::Source<'s> + 's>(pdb: &mut pdb::PDB<'s, S>) -> Result<Publics, String> {
+    let x86 =
+        pdb.debug_information().ok().and_then(|d| d.machine_type().ok()).is_some_and(|m| m == pdb::MachineType::X86);
+    let map = pdb.address_map().map_err(|e| format!("address map: {e}"))?;
+    let globals = pdb.global_symbols().map_err(|e| format!("global symbols: {e}"))?;
+    let mut it = globals.iter();
+    let mut symbols = Vec::new();
+    while let Some(sym) = it.next().map_err(|e| format!("global symbols: {e}"))? {
+        if let Ok(pdb::SymbolData::Public(p)) = sym.parse() {
+            if let Some(rva) = p.offset.to_rva(&map) {
+                symbols.push((rva.0, undecorate(&p.name.to_string(), x86)));
+                if symbols.len() >= MAX_PUBLICS {
+                    break;
+                }
+            }
+        }
+    }
+    let publics = symbols.len();
+    // Procedures are an addition: a PDB whose module streams cannot be read still gives its
+    // publics.
+    let mut public_rvas: Vec<u32> = symbols.iter().map(|s| s.0).collect();
+    public_rvas.sort_unstable();
+    let _ = procedures(pdb, &map, &public_rvas, &mut symbols);
+    Ok(Publics { symbols, publics, x86 })
+}
+
 /// Append the procedures of every module stream whose RVA is not in `public_rvas` (sorted).
-fn procedures(
-    pdb: &mut pdb::PDB<'_, File>,
+fn procedures<'s, S: pdb::Source<'s> + 's>(
+    pdb: &mut pdb::PDB<'s, S>,
     map: &pdb::AddressMap<'_>,
     public_rvas: &[u32],
     out: &mut Vec<(u32, String)>,

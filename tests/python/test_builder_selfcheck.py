@@ -99,9 +99,12 @@ def load(name: str) -> tuple[Parsed, dict]:
 
 # --------------------------------------------------------------- fixtures
 def _tree(root: str) -> list[str]:
-    """Relative paths of the .dmp/.json files under root (subfolders included)."""
+    """Relative paths of the .dmp/.json files under root (subfolders included, except fuzz/:
+    the inputs the fuzz campaign found bugs with are kept there, not written by the builder)."""
     out = []
-    for folder, _dirs, files in os.walk(root):
+    for folder, dirs, files in os.walk(root):
+        if folder == root and "fuzz" in dirs:
+            dirs.remove("fuzz")
         for f in files:
             if f.endswith((".dmp", ".json")):
                 out.append(os.path.relpath(os.path.join(folder, f), root))

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import struct
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -26,6 +31,7 @@ def test_hierarchy() -> None:
         ntheap.MemoryNotCaptured,
         ntheap.StructureNotFoundError,
         ntheap.UnsupportedDumpError,
+        ntheap.InternalError,
     ]:
         assert issubclass(cls, ntheap.DumpError)
     assert issubclass(ntheap.DumpError, Exception)
@@ -261,3 +267,134 @@ def test_addresses_at_the_top_of_the_address_space(tmp_path: Path) -> None:
     # The WOW64 32-bit TEB guess (TEB + 0x2000) lies past 2**64: in no region, no OverflowError.
     text = address_summary_text(dump)
     assert "TEB" in text and "Heap" in text
+
+
+# Entry points and what makes Python call them. The panics are injected by the core's test hook
+# (NTHEAP_INJECT_PANIC, read once per process), so each runs in a fresh interpreter.
+_ENTRY_POINTS = {
+    "Dump.peb": "dump.peb",
+    "Dump.peb32": "dump.peb32",
+    "Dump._region_columns": "dump.regions()",
+    "Dump.read": "dump.read(0, 1)",
+    "Dump.read_u8": "dump.read_u8(0)",
+    "Dump.read_u16": "dump.read_u16(0)",
+    "Dump.read_u32": "dump.read_u32(0)",
+    "Dump.read_u64": "dump.read_u64(0)",
+    "Dump.read_pointer": "dump.read_pointer(0)",
+    "Dump.is_captured": "dump.is_captured(0)",
+    "Dump.modules": "dump.modules",
+    "Dump.arch": "dump.arch",
+    "Dump.__repr__": "repr(dump)",
+    "Dump.heaps": "dump.heaps",
+    "Dump._block_source": "dump.blocks()",
+    "BlockSource.columns": "dump.blocks()",
+    "Dump._stack_columns": "dump.stacks()",
+    "Dump._corruption_columns": "dump.corruption()",
+    "Dump.allocation_at": "dump.allocation_at(0)",
+    "Dump.symbolize": "dump.symbolize(0)",
+    "Dump.symbol_status": "dump.symbol_status()",
+    "Dump.heap_summary_text": "dump.heap_summary_text()",
+    "Heap.blocks": "dump.heaps[0].blocks()",
+    "Heap.segments": "dump.heaps[0].segments",
+    "Heap.virtual_blocks": "dump.heaps[0].virtual_blocks",
+    "Heap.__repr__": "repr(dump.heaps[0])",
+    "Lfh.subsegments": "[h.lfh for h in dump.heaps if h.lfh][0].subsegments()",
+    "Lfh.size_classes": "[h.lfh for h in dump.heaps if h.lfh][0].size_classes()",
+    "Module.__repr__": "repr(dump.modules[0])",
+    "Peb.__repr__": "repr(dump.peb)",
+    "reading the heap headers": "dump.heaps",
+    "walking the heaps": "dump.blocks()",
+}
+
+
+def _in_fresh_interpreter(inject: str, body: str) -> dict:
+    script = textwrap.dedent(
+        """
+        import json, ntheap
+        out = {}
+        def attempt(name, f):
+            try:
+                f()
+                out[name] = None
+            except BaseException as e:
+                out[name] = [type(e).__name__, isinstance(e, ntheap.DumpError), str(e),
+                             getattr(e, "operation", None), getattr(e, "panic_message", None),
+                             getattr(e, "path", None)]
+        """
+    ) + textwrap.dedent(body) + "\nprint(json.dumps(out))\n"
+    env = dict(os.environ, NTHEAP_INJECT_PANIC=inject, RUST_BACKTRACE="0")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_panic_in_any_entry_point_is_an_internal_error() -> None:
+    """A panic below a Python entry point arrives as ntheap.InternalError: a DumpError whose
+    message calls it a bug in ntheap and names the operation and the panic; never
+    UnsupportedDumpError ("no known structure layout") nor PanicException."""
+    path, _ = fixture("lfh_win10_x64")
+    # An entry point whose panic is injected cannot hand out the objects the next ones need, so
+    # the Dump methods, the methods of the objects they return, and the walk run apart.
+    groups = [
+        [op for op in _ENTRY_POINTS if op.startswith("Dump.")],
+        [op for op in _ENTRY_POINTS if op.split(".")[0] in {"Heap", "Lfh", "Module", "Peb", "BlockSource"}],
+        ["reading the heap headers"],
+        ["walking the heaps"],
+    ]
+    assert sorted(sum(groups, [])) == sorted(_ENTRY_POINTS)
+    for group in groups:
+        body = f"dump = ntheap.Dump({str(path)!r}, symbol_path='')\n" + "".join(
+            f"attempt({op!r}, lambda: {_ENTRY_POINTS[op]})\n" for op in group
+        )
+        got = _in_fresh_interpreter(",".join(group), body)
+        for op in group:
+            cls, is_dump_error, message, operation, panic_message, _ = got[op]
+            assert (cls, is_dump_error) == ("InternalError", True), (op, got[op])
+            assert operation == op and panic_message == "injected by NTHEAP_INJECT_PANIC", (op, got[op])
+            assert message.startswith(f"internal error in ntheap while {op}: injected by NTHEAP_INJECT_PANIC")
+            assert "this is a bug in ntheap" in message and "layout" not in message
+
+
+def test_a_panic_while_scanning_one_dump_is_that_dumps_internal_error() -> None:
+    """The batch scan catches a panic per dump: the record carries the InternalError itself,
+    the other dumps are unaffected, and raising the record raises that exception."""
+    good, _ = fixture("heap_win7_x86")
+    other, _ = fixture("x64_win10")
+    body = f"""
+    from ntheap.analysis import rebuild_error
+    def reraise(record):
+        if record["exception"] is not None:
+            raise rebuild_error(record)
+    from ntheap.scan import run_scan
+    for r in run_scan([{str(good)!r}, {str(other)!r}], progress=False):
+        attempt(r["path"], lambda: reraise(r))
+    """
+    got = _in_fresh_interpreter(f"analysing {good}", body)
+    cls, is_dump_error, message, operation, panic_message, where = got[str(good)]
+    assert (cls, is_dump_error, operation, where) == ("InternalError", True, f"analysing {good}", str(good))
+    assert message.startswith(f"{good}: internal error in ntheap while analysing {good}")
+    assert panic_message == "injected by NTHEAP_INJECT_PANIC"
+    assert got[str(other)] is None
+
+
+def test_scan_records_carry_the_exception_itself(tmp_path: Path) -> None:
+    """A failed scan record holds the exception that opening the dump raises: same class, same
+    attributes (offset, end, file_size), the path in front of its message and in ``path``."""
+    from ntheap.analysis import rebuild_error
+    from ntheap.scan import run_scan
+
+    src, exp = fixture("truncated")
+    garbage, _ = fixture("garbage")
+    with pytest.raises(ntheap.TruncatedDumpError) as direct:
+        ntheap.Dump(src)
+    records = run_scan([str(src), str(garbage), str(tmp_path / "absent.dmp")], progress=False)
+    trunc, junk, absent = (r["exception"] for r in records)
+    assert type(trunc) is ntheap.TruncatedDumpError
+    assert (trunc.offset, trunc.end, trunc.file_size) == (direct.value.offset, direct.value.end, direct.value.file_size)
+    assert trunc.file_size == exp["size"] and trunc.path == str(src)
+    assert str(trunc) == f"{src}: {direct.value}" and records[0]["error"] == str(direct.value)
+    assert type(junk) is ntheap.NotAMinidumpError and records[1]["error_kind"] == "NotAMinidumpError"
+    assert isinstance(absent, FileNotFoundError) and absent.path == str(tmp_path / "absent.dmp")
+    again = rebuild_error(records[0])
+    assert type(again) is ntheap.TruncatedDumpError and again is not trunc
+    assert (again.offset, again.end, again.path, str(again)) == (trunc.offset, trunc.end, trunc.path, str(trunc))
