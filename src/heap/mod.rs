@@ -164,6 +164,8 @@ pub struct HeapInfo {
     pub blocks: Range<usize>,
     /// Corruption records for this heap, including any beyond the stored cap.
     pub corruption_count: usize,
+    /// Free back-end blocks the walk met: (count, bytes).
+    pub free_blocks: (u64, u64),
     /// `!heap -s` numbers.
     pub summary: HeapSummary,
 }
@@ -200,6 +202,7 @@ impl HeapInfo {
             not_walked: None,
             blocks: 0..0,
             corruption_count: 0,
+            free_blocks: (0, 0),
             summary: HeapSummary::default(),
         }
     }
@@ -546,7 +549,7 @@ fn walk_into(mem: &AddressSpace, r: &HeapRef, half: &Half<'_>, report: &mut Heap
     }
     // A survey walks segment heaps and page heaps all the same (see `WalkDepth::Headers`).
     let walked = info.status == HeapStatus::Walked && (half.depth == WalkDepth::Blocks || info.kind != HeapKind::Nt);
-    info.summary = HeapSummary::compute(&info, blocks, walked);
+    info.summary = HeapSummary::compute(&info, walked);
     heaps.push(info);
 }
 

@@ -31,6 +31,7 @@ struct Chunk {
     traces: super::columns::Traces,
     records: Vec<super::corruption::Corruption>,
     lfh_updates: Vec<super::lfh::SubsegmentUpdate>,
+    free: (u64, u64),
 }
 
 /// `FrontEndHeapType` of the LFH (§4.1).
@@ -178,6 +179,7 @@ pub(crate) fn walk_nt(
                     walker.walk_range(segments[i].address, a, b, &mut csink, &mut crec);
                 }
                 chunk.lfh_updates = walker.lfh_updates;
+                chunk.free = walker.free;
                 chunk
             })
             .collect();
@@ -192,6 +194,7 @@ pub(crate) fn walk_nt(
                 rec.record(c.address, c.kind, c.detail);
             }
             updates.extend(chunk.lfh_updates.into_iter().map(|u| (u, offset)));
+            info.free_blocks = (info.free_blocks.0 + chunk.free.0, info.free_blocks.1.saturating_add(chunk.free.1));
         }
     } else {
         let mut walker = EntryWalker::new(&ctx, &specials, plan);
@@ -202,6 +205,7 @@ pub(crate) fn walk_nt(
             end_row[i] = sink.next_index();
         }
         updates.extend(walker.lfh_updates.drain(..).map(|u| (u, 0)));
+        info.free_blocks = walker.free;
     }
     for (i, s) in segments.iter_mut().enumerate() {
         s.blocks = match first_row[i] {

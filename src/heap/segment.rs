@@ -434,6 +434,8 @@ pub(crate) struct EntryWalker<'c, 'a> {
     lfh: Option<&'c LfhPlan>,
     /// What the walk learnt about LFH subsegments (rows relative to the sink of the walk).
     pub(crate) lfh_updates: Vec<SubsegmentUpdate>,
+    /// Free back-end blocks met: (count, bytes), for `!heap -s`.
+    pub(crate) free: (u64, u64),
 }
 
 /// Decide whether segment `info` (header already read) is walked, and return its committed
@@ -482,7 +484,7 @@ pub(crate) fn check_header_block(info: &SegmentInfo, first: Option<BlockRow>, re
 
 impl<'c, 'a> EntryWalker<'c, 'a> {
     pub(crate) fn new(ctx: &'c HeapCtx<'a>, specials: &'c [(u64, Special)], lfh: Option<&'c LfhPlan>) -> Self {
-        EntryWalker { ctx, cursor: Cursor::new(ctx.mem), specials, lfh, lfh_updates: Vec::new() }
+        EntryWalker { ctx, cursor: Cursor::new(ctx.mem), specials, lfh, lfh_updates: Vec::new(), free: (0, 0) }
     }
 
     fn gap_row(&self, segment: u64, from: u64, to: u64, kind: CorruptionKind) -> BlockRow {
@@ -548,6 +550,7 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
             let kind = if p == segment {
                 BlockKind::SegmentHeader
             } else if !busy {
+                self.free = (self.free.0 + 1, self.free.1.saturating_add(size_bytes));
                 BlockKind::Backend
             } else if special.is_some() || d.flags & entry_flags::VIRTUAL_ALLOC != 0 {
                 special_kind(special)

@@ -54,7 +54,7 @@
 
 use std::fmt::Write as _;
 
-use super::columns::{BlockColumns, BlockKind, NotDecoded};
+use super::columns::{BlockKind, NotDecoded};
 use super::{HeapInfo, HeapReport, HeapStatus};
 use crate::heap::HeapCtx;
 use crate::target::Arch;
@@ -94,8 +94,9 @@ pub struct HeapSummary {
 }
 
 impl HeapSummary {
-    /// Compute from a heap and the report's columns; `walked`: its blocks are in `blocks`.
-    pub fn compute(info: &HeapInfo, blocks: &BlockColumns, walked: bool) -> HeapSummary {
+    /// Compute from a heap; `walked`: its blocks were walked (else the free-block figures are
+    /// unknown).
+    pub fn compute(info: &HeapInfo, walked: bool) -> HeapSummary {
         // Sizes read from the dump: a damaged header may hold anything, so the totals saturate.
         let total = |it: &mut dyn Iterator<Item = u64>| it.fold(0u64, u64::saturating_add);
         let mut s = HeapSummary {
@@ -111,12 +112,8 @@ impl HeapSummary {
             ..HeapSummary::default()
         };
         s.virtual_bytes = info.counters.map(|c| s.reserved.saturating_sub(c.total_memory_large_ucr));
-        let backend = BlockKind::Backend.code();
-        for i in info.blocks.clone().filter(|_| walked) {
-            if !blocks.busy[i] && blocks.kind[i] == backend {
-                s.free_blocks += 1;
-                s.free_bytes = s.free_bytes.saturating_add(blocks.size[i]);
-            }
+        if walked {
+            (s.free_blocks, s.free_bytes) = info.free_blocks;
         }
         s
     }
