@@ -217,6 +217,33 @@ def one(dump: Any, symbol_path: Optional[str] = None) -> Allocations:
     return Allocations.from_dump(dump)
 
 
+class _Categories:
+    """The categories of one categorical column built dump by dump: each dump brings its
+    distinct values and per-row codes into them; strings are handled once per distinct value,
+    never once per row. Categories are in order of first appearance; None is missing (-1)."""
+
+    def __init__(self) -> None:
+        self.values: List[Any] = []
+        self._index: Dict[Any, int] = {}
+        self.codes: List[np.ndarray] = []
+
+    def add(self, values: np.ndarray, codes: np.ndarray) -> None:
+        codes = np.asarray(codes, dtype=np.int64)
+        lut = np.full(len(values), -1, dtype=np.int32)
+        if len(codes):
+            present, first = np.unique(codes[codes >= 0], return_index=True)
+            for j in present[np.argsort(first)]:
+                v = values[int(j)]
+                if v is None:
+                    continue
+                g = self._index.get(v)
+                if g is None:
+                    g = self._index[v] = len(self.values)
+                    self.values.append(v)
+                lut[int(j)] = g
+        self.codes.append(lut[codes] if len(lut) else np.full(len(codes), -1, dtype=np.int32))
+
+
 def frame(allocs: Sequence[Allocations], classifier: Optional[FrameClassifier] = None) -> "pd.DataFrame":
     """One DataFrame of the allocations of several dumps (columns :data:`FRAME_COLUMNS`).
 
@@ -231,7 +258,8 @@ def frame(allocs: Sequence[Allocations], classifier: Optional[FrameClassifier] =
     paths = [a.path for a in allocs]
     dump_index = pd.Index(list(dict.fromkeys(paths)), dtype=object)
     cols: Dict[str, List[np.ndarray]] = {c: [] for c in ALLOCATION_COLUMNS}
-    parts: Dict[str, List[np.ndarray]] = {"dump": [], "time": [], "stack_key": [], "top_frame": [], "type": []}
+    parts: Dict[str, List[np.ndarray]] = {"dump": [], "time": []}
+    stack_key, top_frame, type_name = _Categories(), _Categories(), _Categories()
     for i, a in enumerate(allocs):
         for c in ALLOCATION_COLUMNS:
             cols[c].append(np.asarray(a.table[c]))
@@ -240,17 +268,16 @@ def frame(allocs: Sequence[Allocations], classifier: Optional[FrameClassifier] =
         stamp = np.datetime64(int(a.time.timestamp()), "s") if a.time is not None else np.datetime64("NaT")
         parts["time"].append(np.full(n, stamp, dtype="datetime64[ns]"))
         s = group(a, "stack", classifier)
-        parts["stack_key"].append(s.keys[s.codes])
-        parts["top_frame"].append(s.labels[s.codes])
+        stack_key.add(s.keys, s.codes)
+        top_frame.add(s.labels, s.codes)
         t = group(a, "type", classifier)
-        parts["type"].append(t.labels[t.codes])
+        type_name.add(t.labels, t.codes)
 
     def cat(arrs: List[np.ndarray], dtype: Any) -> np.ndarray:
         return np.concatenate(arrs).astype(dtype, copy=False) if arrs else np.zeros(0, dtype=dtype)
 
-    def categorical(arrs: List[np.ndarray]) -> "pd.Categorical":
-        codes, uniques = pd.factorize(cat(arrs, object))
-        return pd.Categorical.from_codes(codes, categories=pd.Index(np.asarray(uniques, dtype=object), dtype=object))
+    def categorical(c: "_Categories") -> "pd.Categorical":
+        return pd.Categorical.from_codes(cat(c.codes, np.int32), categories=pd.Index(c.values, dtype=object))
 
     kinds = cat(cols["kind"], np.uint8)
     kind_cats = [BLOCK_KIND_NAMES[c] for c in sorted(BLOCK_KIND_NAMES)]
@@ -267,10 +294,10 @@ def frame(allocs: Sequence[Allocations], classifier: Optional[FrameClassifier] =
             "kind": kinds,
             "kind_name": pd.Categorical.from_codes(kinds.astype(np.int64), categories=pd.Index(kind_cats, dtype=object)),
             "stack_id": cat(cols["stack_id"], np.int32),
-            "stack_key": categorical(parts["stack_key"]),
-            "top_frame": categorical(parts["top_frame"]),
+            "stack_key": categorical(stack_key),
+            "top_frame": categorical(top_frame),
             "type_id": cat(cols["type_id"], np.int32),
-            "type": categorical(parts["type"]),
+            "type": categorical(type_name),
             "content": pd.Categorical.from_codes(content.astype(np.int64), categories=pd.Index(content_cats, dtype=object)),
         },
         columns=FRAME_COLUMNS,

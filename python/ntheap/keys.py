@@ -105,22 +105,26 @@ def group(a: "Allocations", by: str, classifier: Optional[FrameClassifier] = Non
         u = np.asarray(uniq, dtype=np.int64)
         return Grouping(by, codes, _objects(str(int(s)) for s in u), _objects(f"{int(s)} bytes" for s in u),
                         _objects("" for _ in u))
-    content = np.asarray(t["content"]).astype(np.intp)
-    lut = np.empty(max(CONTENT_NAMES) + 1, dtype=object)
-    lut[:] = [CONTENT_NAMES.get(i, str(i)) for i in range(len(lut))]
-    cls = lut[content]
+    content = np.asarray(t["content"]).astype(np.int64)
+
+    def content_name(c: int) -> str:
+        return CONTENT_NAMES.get(c, str(c))
+
     if by == "content":
-        codes, uniq = pd.factorize(cls)
-        u = np.asarray(uniq, dtype=object)
+        codes, uniq = pd.factorize(content)
+        u = _objects(content_name(int(c)) for c in uniq)
         return Grouping(by, codes, u, u.copy(), _objects("" for _ in u))
+    # One integer per row (a type id, or -1 - content class for an unnamed block), factorized
+    # without a Python object per row; the strings are made once per distinct value.
     tid = np.asarray(t["type_id"]).astype(np.int64)
-    decorated = np.concatenate([_objects([None]), np.asarray(a.types["decorated"], dtype=object)])
-    names = np.concatenate([_objects([None]), _objects(n or d for n, d in zip(a.types["name"], a.types["decorated"]))])
-    modules = np.concatenate([_objects([""]), np.asarray(a.types["module"], dtype=object)])
-    named = tid >= 0
-    key = np.where(named, decorated[tid + 1], cls)
-    label = np.where(named, names[tid + 1], _objects(f"({c})" for c in cls))
-    module = np.where(named, modules[tid + 1], "")
-    codes, uniq = pd.factorize(key)
-    first = np.unique(codes, return_index=True)[1] if len(codes) else np.zeros(0, dtype=np.intp)
-    return Grouping(by, codes, np.asarray(uniq, dtype=object), label[first], module[first])
+    ikey = np.where(tid >= 0, tid, -1 - content)
+    codes, uniq = pd.factorize(ikey)
+    decorated, module_of = a.types["decorated"], a.types["module"]
+    names = [n or d for n, d in zip(a.types["name"], decorated)]
+    keys = _objects(decorated[int(u)] if u >= 0 else content_name(int(-1 - u)) for u in uniq)
+    labels = _objects(names[int(u)] if u >= 0 else f"({content_name(int(-1 - u))})" for u in uniq)
+    modules = _objects(module_of[int(u)] if u >= 0 else "" for u in uniq)
+    # The same class in two images is two type ids but one key (its decorated name).
+    kcodes, kuniq = pd.factorize(keys)
+    first = np.unique(kcodes, return_index=True)[1] if len(kcodes) else np.zeros(0, dtype=np.intp)
+    return Grouping(by, kcodes[codes] if len(codes) else codes, np.asarray(kuniq, dtype=object), labels[first], modules[first])
