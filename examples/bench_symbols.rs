@@ -120,7 +120,7 @@ fn time_dump(path: &str) {
     let sym = Symbolizer::new(&dump, None);
     let symbols = sym.symbolize_table(&table);
     let sym_t = t.elapsed();
-    let traced = table.block_stack_id.iter().filter(|&&i| i >= 0).count();
+    let traced = table.ids.iter().filter(|&&i| i >= 0).count();
     println!(
         "{} blocks ({traced} with a stack), {} trace entries, {} stacks, {} distinct frames",
         report.blocks.len(),

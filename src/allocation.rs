@@ -15,7 +15,7 @@
 
 use std::fmt::Write;
 
-use crate::heap::{BlockKind, HeapReport};
+use crate::heap::{BlockKind, BlockRefs, HeapReport};
 use crate::stacks::StackTable;
 use crate::symbols::Frame;
 use crate::target::Arch;
@@ -32,15 +32,12 @@ pub struct BlockIndex {
 
 impl BlockIndex {
     /// Index every row of `report` with a non-empty extent.
-    pub fn new(report: &HeapReport) -> Self {
-        let b = &report.blocks;
+    pub fn new(report: &HeapReport, b: &BlockRefs<'_>) -> Self {
         let mut ext: Vec<(u64, u64, u32)> = Vec::with_capacity(b.len());
         for h in &report.heaps {
             let rows = h.blocks.start.min(b.len())..h.blocks.end.min(b.len());
             // (row, entry) of the heap's virtual blocks, in row order.
-            let vrows = report.virtual_block_rows(h);
-            let mut virtual_blocks =
-                vrows.iter().zip(&h.virtual_blocks).filter_map(|(r, v)| Some(((*r)?, v))).peekable();
+            let mut virtual_blocks = h.virtual_rows.iter().copied().zip(&h.virtual_blocks).peekable();
             for row in rows {
                 let Ok(r) = u32::try_from(row) else { break };
                 let (mut start, mut len) = (b.address[row], b.size[row]);
@@ -135,16 +132,21 @@ pub struct Allocation {
 
 impl Allocation {
     /// The block of `report` holding `addr`, if any.
-    pub fn find(report: &HeapReport, stacks: &StackTable, index: &BlockIndex, addr: u64) -> Option<Allocation> {
+    pub fn find(
+        report: &HeapReport,
+        b: &BlockRefs<'_>,
+        stacks: &StackTable,
+        index: &BlockIndex,
+        addr: u64,
+    ) -> Option<Allocation> {
         let (row, extent_start, extent_end) = index.find(addr)?;
-        let b = &report.blocks;
         let heap = report.heaps.iter().find(|h| h.blocks.contains(&row));
         let arch = heap.map_or(Arch::X64, |h| h.arch);
         let kind = BlockKind::from_code(b.kind[row]).unwrap_or(BlockKind::Unparsed);
         let previous_size = match row.checked_sub(1) {
             Some(p)
                 if kind != BlockKind::Virtual
-                    && b.segment[p] == b.segment[row]
+                    && report.segment_of_row(p) == report.segment_of_row(row)
                     && b.address[p].wrapping_add(b.size[p]) == b.address[row] =>
             {
                 b.size[p]
@@ -154,7 +156,7 @@ impl Allocation {
         Some(Allocation {
             query: addr,
             row,
-            heap: b.heap[row],
+            heap: heap.map_or(0, |h| h.address),
             arch,
             address: b.address[row],
             extent_start,
@@ -166,7 +168,7 @@ impl Allocation {
             busy: b.busy[row],
             kind,
             flags: b.flags[row],
-            trace_entry: b.stack_trace_entry[row],
+            trace_entry: report.traces.of(row),
             stack_id: stacks.stack_of_row(row),
         })
     }
@@ -269,26 +271,28 @@ mod tests {
     fn finds_header_user_data_and_virtual_extent() {
         for arch in [Arch::X86, Arch::X64] {
             let (_, rep) = report(arch);
-            let idx = BlockIndex::new(&rep);
+            let idx = BlockIndex::new(&rep, &rep.blocks.refs());
             let stacks = StackTable::collect(&Space::default().build(), &rep);
             let b = &rep.blocks;
             let first = (0..b.len()).find(|&i| b.kind[i] == 0 && b.busy[i]).unwrap();
             for probe in [b.address[first], b.user_address[first], b.address[first] + b.size[first] - 1] {
-                let a = Allocation::find(&rep, &stacks, &idx, probe).unwrap();
+                let a = Allocation::find(&rep, &rep.blocks.refs(), &stacks, &idx, probe).unwrap();
                 assert_eq!((a.row, a.address, a.user_size, a.busy), (first, b.address[first], 0x11, true));
                 assert_eq!(a.previous_size, b.size[first - 1]);
                 assert_eq!(a.stack_id, -1);
             }
             let v = &rep.heaps[0].virtual_blocks[0];
             for probe in [v.address, v.header_address, v.user_address, v.address + v.commit_size - 1] {
-                let a = Allocation::find(&rep, &stacks, &idx, probe).unwrap();
+                let a = Allocation::find(&rep, &rep.blocks.refs(), &stacks, &idx, probe).unwrap();
                 assert_eq!((a.kind, a.extent_start, a.extent_end), (BlockKind::Virtual, v.address, v.address + 0x3000));
                 assert_eq!((a.previous_size, a.state().as_str()), (0, "busy VirtualAlloc"));
             }
-            assert!(Allocation::find(&rep, &stacks, &idx, v.address + 0x3000).is_none());
-            assert!(Allocation::find(&rep, &stacks, &idx, 0x10).is_none());
-            assert!(Allocation::find(&rep, &stacks, &idx, u64::MAX).is_none());
-            let text = Allocation::find(&rep, &stacks, &idx, v.user_address).unwrap().windbg_text(&[], None);
+            assert!(Allocation::find(&rep, &rep.blocks.refs(), &stacks, &idx, v.address + 0x3000).is_none());
+            assert!(Allocation::find(&rep, &rep.blocks.refs(), &stacks, &idx, 0x10).is_none());
+            assert!(Allocation::find(&rep, &rep.blocks.refs(), &stacks, &idx, u64::MAX).is_none());
+            let text = Allocation::find(&rep, &rep.blocks.refs(), &stacks, &idx, v.user_address)
+                .unwrap()
+                .windbg_text(&[], None);
             assert!(text.contains("found in\n    _HEAP @ 500000\n"), "{text}");
             assert!(text.ends_with("02f00 - (busy VirtualAlloc)"), "{text}");
         }
@@ -300,7 +304,7 @@ mod tests {
         let mut rep = walk_heap(&Space::default().build(), &heap_ref(1, Arch::X64), 7601);
         let mut row = |address, size| {
             let mut r = crate::heap::BlockRow::top(BlockKind::Backend, true);
-            (r.heap, r.segment, r.address, r.size, r.flags) = (1, 1, address, size, 1);
+            (r.address, r.size, r.flags) = (address, size, 1);
             rep.blocks.push(&r)
         };
         row(0x1000, 0x1000); // outer
@@ -308,7 +312,7 @@ mod tests {
         row(0x3000, 0x10);
         row(0x1000, 0x40); // a container's first child starts where the container does
         rep.heaps[0].blocks = 0..4;
-        let idx = BlockIndex::new(&rep);
+        let idx = BlockIndex::new(&rep, &rep.blocks.refs());
         assert_eq!(idx.find(0x1010).map(|f| f.0), Some(3), "the child, not its container");
         assert_eq!(idx.find(0x1040).map(|f| f.0), Some(0));
         assert_eq!(idx.find(0x1150).map(|f| f.0), Some(1));

@@ -133,6 +133,9 @@ pub struct Thread {
     pub stack_size: u32,
     /// Suspend count.
     pub suspend_count: u32,
+    /// Where the thread's `CONTEXT` lies in the file (`ThreadContext`: RVA and size; size 0 when
+    /// the dump writer stored none). Read it with [`Dump::thread_context`].
+    pub context: (u32, u32),
 }
 
 /// One MemoryInfoListStream entry (MINIDUMP_MEMORY_INFO).
@@ -187,6 +190,7 @@ pub struct Dump {
     info: DumpInfo,
     memory: AddressSpace,
     file_size: u64,
+    bytes: Arc<FileBytes>,
 }
 
 const HEADER_SIZE: u64 = 32;
@@ -277,6 +281,7 @@ impl Dump {
                     stack_start: t.raw.stack.start_of_memory_range,
                     stack_size: t.raw.stack.memory.data_size,
                     suspend_count: t.raw.suspend_count,
+                    context: (t.raw.thread_context.rva, t.raw.thread_context.data_size),
                 })
                 .collect(),
             None => Vec::new(),
@@ -340,7 +345,7 @@ impl Dump {
             regions,
             warnings,
         };
-        Ok(Dump { info, memory, file_size })
+        Ok(Dump { info, memory, file_size, bytes: Arc::clone(&bytes) })
     }
 
     /// Stream tables and metadata.
@@ -361,6 +366,16 @@ impl Dump {
     /// Size of the dump file in bytes.
     pub fn file_size(&self) -> u64 {
         self.file_size
+    }
+
+    /// The raw `CONTEXT` record of `thread` (x86 or AMD64 layout, per [`Target::arch`]), when the
+    /// ThreadList stored one that lies inside the file; `None` otherwise.
+    pub fn thread_context(&self, thread: &Thread) -> Option<&[u8]> {
+        let (rva, size) = (thread.context.0 as usize, thread.context.1 as usize);
+        if size == 0 {
+            return None;
+        }
+        self.bytes.get(rva..rva.checked_add(size)?)
     }
 
     /// The module whose image contains `addr`, if any. O(modules).

@@ -13,6 +13,8 @@
 //! 7. [`stacks`]: the `+ust` allocation stack of every block, deduplicated into stack ids.
 //! 8. [`symbols`]: frames as `module!symbol+0xoffset` from PDBs, exports or module offsets.
 //! 9. [`allocation`]: which block holds an address (`!heap -p -a`).
+//! 10. [`triage`]: leak triage without `+ust`: C++ types from RTTI, content classes, and the
+//!     allocations nothing references (`!heap -l`).
 //!
 //! The Python bindings live in `src/python/` behind the `python` feature; the core has no pyo3.
 
@@ -29,6 +31,7 @@ pub mod scan;
 pub mod stacks;
 pub mod symbols;
 pub mod target;
+pub mod triage;
 
 #[cfg(feature = "python")]
 mod python;

@@ -187,6 +187,16 @@ impl AddressSpace {
         Some(self.slice_of(r, addr, r.end() - addr))
     }
 
+    /// The captured bytes of `start..end`, one `(address, bytes)` piece per range that holds some
+    /// of them, in address order (zero-copy). O(log n) to find the first piece.
+    pub fn pieces(&self, start: u64, end: u64) -> impl Iterator<Item = (u64, &[u8])> + '_ {
+        let first = self.ends.partition_point(|&e| e <= start);
+        self.ranges[first.min(self.ranges.len())..].iter().take_while(move |r| r.va < end).filter_map(move |r| {
+            let (s, e) = (start.max(r.va), end.min(r.end()));
+            (s < e).then(|| (s, self.slice_of(r, s, e - s)))
+        })
+    }
+
     /// Whether every byte of `addr..addr+len` is captured.
     pub fn is_captured(&self, addr: u64, len: u64) -> bool {
         self.first_missing(addr, len).is_none()
@@ -402,6 +412,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn pieces_clip_to_the_interval() {
+        let (s, _) = space(file(), &[(0x1000, 0x10, 0x0), (0x1010, 0x10, 0x100), (0x1040, 0x10, 0x20)]);
+        let got: Vec<(u64, usize, u8)> = s.pieces(0x1008, 0x1044).map(|(a, b)| (a, b.len(), b[0])).collect();
+        assert_eq!(got, vec![(0x1008, 8, 8), (0x1010, 0x10, 0), (0x1040, 4, 0x20)]);
+        assert_eq!(s.pieces(0x1020, 0x1040).count(), 0);
+        assert_eq!(s.pieces(0x1050, 0x1000).count(), 0);
     }
 
     #[test]

@@ -177,3 +177,75 @@ fn heap_walks_match_the_builder() {
     }
     assert!(checked >= 30, "only {checked} heaps checked");
 }
+
+/// A survey (`WalkDepth::Headers`) of every builder dump gives, for every heap, what the full
+/// walk gives for everything but the blocks: the same heaps, headers, segments, UCRs, virtual
+/// blocks and `!heap -s` figures (Free from `TotalFreeSize`, which the builder keeps equal to its
+/// free blocks), no NT rows, and "List length" unknown.
+#[test]
+fn a_survey_agrees_with_the_walk_on_everything_but_the_blocks() {
+    let mut surveyed = 0;
+    for (path, exp) in scenarios() {
+        if exp.get("heaps").is_none() {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let dump = Dump::open(&path).unwrap();
+        let full = heap::walk(&dump).unwrap();
+        let options = heap::WalkOptions { depth: heap::WalkDepth::Headers, ..Default::default() };
+        let survey = heap::walk_with(&dump, &options).unwrap();
+        assert_eq!(survey.heaps.len(), full.heaps.len(), "{name}");
+        let clean = exp["corruption"].as_array().is_none_or(|c| c.is_empty());
+        for (s, f) in survey.heaps.iter().zip(&full.heaps) {
+            let what = format!("{name}: heap {:#x}", f.address);
+            assert_eq!((s.address, s.kind, s.status, s.arch), (f.address, f.kind, f.status, f.arch), "{what}");
+            assert_eq!(
+                (s.flags, s.force_flags, s.front_end_type),
+                (f.flags, f.force_flags, f.front_end_type),
+                "{what}"
+            );
+            assert_eq!(
+                (s.total_free_size, s.counters, s.lock_contention),
+                (f.total_free_size, f.counters, f.lock_contention),
+                "{what}"
+            );
+            let seg = |h: &heap::HeapInfo| -> Vec<(u64, u64, u64, usize, bool)> {
+                h.segments
+                    .iter()
+                    .map(|g| (g.address, g.reserved_bytes, g.committed_bytes, g.ucrs.len(), g.walked))
+                    .collect()
+            };
+            assert_eq!(seg(s), seg(f), "{what}");
+            let va = |h: &heap::HeapInfo| -> Vec<(u64, u64, u64)> {
+                h.virtual_blocks.iter().map(|v| (v.address, v.commit_size, v.user_size)).collect()
+            };
+            assert_eq!(va(s), va(f), "{what}");
+            let (ss, fs) = (&s.summary, &f.summary);
+            assert_eq!(
+                (ss.reserved, ss.committed, ss.virtual_bytes, ss.ucr_count),
+                (fs.reserved, fs.committed, fs.virtual_bytes, fs.ucr_count),
+                "{what}"
+            );
+            assert_eq!(
+                (ss.virtual_block_count, ss.virtual_block_bytes),
+                (fs.virtual_block_count, fs.virtual_block_bytes),
+                "{what}"
+            );
+            assert_eq!(ss.free(), fs.free(), "{what}");
+            if f.kind == heap::HeapKind::Nt && f.status == HeapStatus::Walked {
+                assert!(s.blocks.is_empty() && s.lfh.is_none(), "{what}: a survey has no NT rows");
+                assert_eq!((ss.list_length(), fs.list_length().is_some()), (None, true), "{what}");
+                if clean {
+                    assert_eq!(
+                        fs.header_free_bytes,
+                        Some(fs.free_bytes),
+                        "{what}: TotalFreeSize is the free blocks' Σ"
+                    );
+                }
+                surveyed += 1;
+            }
+        }
+        assert!(survey.summary_table().contains("List length \"?\""), "{name}");
+    }
+    assert!(surveyed >= 30, "only {surveyed} NT heaps surveyed");
+}

@@ -2,7 +2,7 @@
 //! and the fuzz campaign's dump findings, `tests/fixtures/fuzz/*/*.dmp`),
 //! mutated and truncated with deterministic seeds, goes through every entry point the Python
 //! layer calls (open, PEBs, heap walk, `!heap -s`, stacks, symbolization, `!heap -p -a`, region
-//! captured bytes). Nothing may panic and no dump may take more than a few seconds.
+//! captured bytes, the leak-triage passes). Nothing may panic and no dump may take more than a few seconds.
 //!
 //! Mutations are sparse (a few bytes, words or pointers per variant) so that most structures
 //! stay intact and the walk gets deep before it meets the damage; some variants are truncated.
@@ -20,6 +20,7 @@ use ntheap::mapped::FileBytes;
 use ntheap::process;
 use ntheap::stacks::StackTable;
 use ntheap::symbols::Symbolizer;
+use ntheap::triage;
 use ntheap::Dump;
 
 /// Longest time one variant may take (a debug build, on a loaded machine).
@@ -193,7 +194,7 @@ fn exercise(bytes: Vec<u8>) {
     let stacks = StackTable::collect(dump.memory(), &report);
     let table = sym.symbolize_table(&stacks);
     assert_eq!(table.keys.len(), stacks.len());
-    let index = BlockIndex::new(&report);
+    let index = BlockIndex::new(&report, &report.blocks.refs());
     let b = &report.blocks;
     let mut probes: Vec<u64> = (0..b.len()).step_by(7).flat_map(|i| [b.address[i], b.user_address[i]]).collect();
     probes.extend([0, u64::MAX, 0x7fff_ffff]);
@@ -202,11 +203,21 @@ fn exercise(bytes: Vec<u8>) {
         probes.extend(h.virtual_blocks.iter().map(|v| v.user_address));
     }
     for a in probes {
-        if let Some(found) = Allocation::find(&report, &stacks, &index, a) {
+        if let Some(found) = Allocation::find(&report, &report.blocks.refs(), &stacks, &index, a) {
             let frames = sym.symbolize_all(stacks.frames_of(found.stack_id));
             let _ = found.windbg_text(&frames, Some("coreclr.dll"));
         }
     }
+    // Leak triage: RTTI names, content classes and the mark phase on the damaged dump.
+    let images = triage::Images::load(&dump, None);
+    let types = triage::name_blocks(dump.memory(), &images, &report, &report.blocks.refs());
+    assert_eq!(types.type_id.len(), b.len());
+    let committed = triage::Committed::new(info.regions.as_deref());
+    let content = triage::classify_blocks(dump.memory(), &committed, &report, &report.blocks.refs(), &types.type_id);
+    assert_eq!(content.len(), b.len());
+    let reach = triage::mark(&dump, &report, &report.blocks.refs());
+    assert_eq!(reach.reachable.len(), b.len());
+    assert!(reach.reached <= reach.allocations);
 }
 
 #[test]

@@ -266,7 +266,7 @@ fn summaries(report: &HeapReport) {
     let _ = heap::summary::warnings(report);
     for h in &report.heaps {
         let _ = (h.summary.external_fragmentation_pct(), h.summary.virtual_address_fragmentation_pct());
-        let _ = report.virtual_block_rows(h);
+        let _ = (report.heap_of_row(h.blocks.start), report.segment_of_row(h.blocks.start), &h.virtual_rows);
         if let Some(l) = &h.lfh {
             let _ = l.size_classes();
         }
@@ -285,7 +285,8 @@ fn after_walk(report: &HeapReport, mem: &AddressSpace, sym: Option<&Symbolizer>)
 }
 
 fn probe_allocations(report: &HeapReport, stacks: &StackTable, sym: Option<&Symbolizer>) {
-    let index = BlockIndex::new(report);
+    let refs = report.blocks.refs();
+    let index = BlockIndex::new(report, &refs);
     let b = &report.blocks;
     let mut probes: Vec<u64> = (0..b.len())
         .step_by(5)
@@ -298,7 +299,7 @@ fn probe_allocations(report: &HeapReport, stacks: &StackTable, sym: Option<&Symb
         probes.extend(h.virtual_blocks.iter().flat_map(|v| [v.address, v.user_address]));
     }
     for a in probes {
-        if let Some(found) = Allocation::find(report, stacks, &index, a) {
+        if let Some(found) = Allocation::find(report, &refs, stacks, &index, a) {
             let frames = sym.map(|s| s.symbolize_all(stacks.frames_of(found.stack_id))).unwrap_or_default();
             let _ = (found.state(), found.windbg_text(&frames, Some("coreclr.dll")));
         }

@@ -25,17 +25,12 @@ from ._core import (
 )
 from ._dump import Dump
 from ._schema import BLOCK_COLUMNS, BLOCK_SCHEMA
-from .analysis import (
-    ALLOCATOR_FRAMES,
-    DumpSkippedWarning,
-    diff,
-    growth,
-    size_histogram,
-    top_frame,
-    top_modules,
-    top_stacks,
-)
+from .aggregate import size_histogram, top_content, top_modules, top_stacks, top_types
+from .allocations import Allocations, DumpSkippedWarning
+from .frames import ALLOCATOR_FRAMES, top_frame
 from .plotting import plot_growth
+from .timeline import diff, growing, growth
+from .triageviews import type_summary
 from .scan import ScanResult, scan
 from .stacks import StackTable
 from .table import Table
@@ -43,6 +38,7 @@ from .table import Table
 __all__ = [
     "ALLOCATOR_FRAMES",
     "Allocation",
+    "Allocations",
     "BLOCK_COLUMNS",
     "BLOCK_SCHEMA",
     "CorruptDumpError",
@@ -65,11 +61,15 @@ __all__ = [
     "UnsupportedDumpError",
     "__version__",
     "diff",
+    "growing",
     "growth",
     "plot_growth",
     "scan",
     "size_histogram",
     "top_frame",
+    "top_content",
     "top_modules",
     "top_stacks",
+    "top_types",
+    "type_summary",
 ]

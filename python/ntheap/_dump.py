@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime as _dt
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, cast
 
 import numpy as np
 
 from . import _core
 from .stacks import StackTable
-from .table import Table
+from ._schema import BLOCK_COLUMNS
+from .table import Table, categorical
 from .winconst import MEM_STATE, MEM_TYPE, decode, decode_protect
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -19,6 +21,10 @@ _UTC = _dt.timezone.utc
 BLOCK_KIND_NAMES: Dict[int, str] = dict(_core.BLOCK_KINDS)
 CORRUPTION_NAMES: Dict[int, str] = dict(_core.CORRUPTION_KINDS)
 NOT_DECODED_NAMES: Dict[int, str] = dict(_core.NOT_DECODED)
+CONTENT_NAMES: Dict[int, str] = dict(_core.CONTENT_CLASSES)
+REACHED_BY_NAMES: Dict[int, str] = dict(_core.REACHED_BY)
+#: The block columns computed on first access (leak-triage passes), in schema order.
+LAZY_BLOCK_COLUMNS: List[str] = [c[0] for c in _core.TRIAGE_SCHEMA]
 
 
 def _utc(seconds: Optional[int]) -> Optional[_dt.datetime]:
@@ -31,10 +37,19 @@ class Dump(_core.Dump):
     The file is memory-mapped; opening costs time proportional to its stream directory and
     memory-range count, not to its size.
 
-    ``Dump(path, symbol_path=None)``: ``symbol_path`` is a debugger symbol path
+    ``Dump(path, symbol_path=None, image_path=None, workers=None)``: ``symbol_path`` is a debugger symbol path
     (``srv*C:\\symbols*https://...;D:\\pdbs``) searched for the modules' PDBs; by default the
     ``_NT_SYMBOL_PATH`` environment variable. Only local directories are read, never a server.
     Without a matching PDB, frames are named from the modules' exports, else as module+offset.
+    ``image_path`` lists local directories (``;``-separated) of the process's binaries, read
+    where the dump lacks an image page that C++ type names need (like WinDbg's ``.exepath``).
+    ``workers`` caps the threads this dump's walk and passes use (default: all cores; the
+    segments of a big heap are walked in parallel).
+
+    Nothing is walked at open. ``heaps``, ``heap_summary()`` and the ``heap -s``/``heap -h``
+    views read headers, counters and short lists (a cost independent of the number of blocks);
+    ``blocks()`` and everything that needs blocks walk the dump once, on first use, and keep
+    the result (``is_walked``).
 
     Example:
         >>> import ntheap
@@ -120,7 +135,9 @@ class Dump(_core.Dump):
 
         Rows nest: an LFH UserBlocks container is followed by its blocks (``parent``, ``level``).
         ``is_allocation`` marks the rows that are something the program asked for; every
-        analysis counts exactly those. The columns and kinds are listed in
+        analysis counts exactly those. The leak-triage columns (``type_id``, ``content``,
+        ``reachable``, ``reached_by``, ``direct_roots``, ``depth``) are computed on first access,
+        once per dump (``table.computed`` lists what is in memory). The columns and kinds are listed in
         ``ntheap.BLOCK_COLUMNS`` and in docs/block-model.md; ``to_pandas()`` adds kind_name,
         corruption_name and not_decoded_name.
 
@@ -128,7 +145,84 @@ class Dump(_core.Dump):
             >>> df = dump.blocks().to_pandas()  # doctest: +SKIP
             >>> df[df.is_allocation].groupby("kind_name").user_size.sum()  # doctest: +SKIP
         """
-        return block_table(self._block_columns())
+        return block_table(self._block_source())
+
+    def types(self) -> Table:
+        """The C++ types that name this dump's allocations (MSVC RTTI, leak-triage.md §1).
+
+        One row per type: id (what ``blocks()["type_id"]`` holds), name (undecorated, e.g.
+        ``contoso::net::Session``; empty when the demangler rejects it), decorated
+        (``.?AVSession@net@contoso@@``), module, vftable (the complete object's vftable that
+        named it), type_descriptor, is_struct and arch. A block is named only when its first
+        word is a vftable whose whole RTTI chain checks out (§1.4); corrupt RTTI names nothing.
+        The pass runs once per dump, on first use.
+
+        Example:
+            >>> df = dump.blocks().to_pandas(["user_size", "is_allocation", "type_id"])  # doctest: +SKIP
+            >>> df[df.type_id >= 0].groupby("type_id").user_size.sum()  # doctest: +SKIP
+            >>> dump.types().to_pandas()  # doctest: +SKIP
+        """
+        cols = self._type_columns()
+        return Table(
+            "types",
+            {
+                "id": cols["id"],
+                "name": _objects(cols["name"]),
+                "decorated": _objects(cols["decorated"]),
+                "module": _objects(cols["module"]),
+                "vftable": cols["vftable"],
+                "type_descriptor": cols["type_descriptor"],
+                "is_struct": cols["is_struct"],
+                "arch": _objects(cols["arch"]),
+            },
+        )
+
+    def unreferenced(self, preview: int = 32) -> Table:
+        """The allocations nothing points to (leak-triage.md §2, like WinDbg's ``!heap -l``).
+
+        Runs the mark phase once per dump: every captured byte outside the heaps (stacks, globals,
+        TEBs, other memory) and every thread register is a root; references are followed through
+        reachable allocations. One row per unreferenced allocation, in block order: row (its row in
+        ``blocks()``), heap, address, user_address, user_size, kind, type_id, type (the C++ type,
+        or None), decorated, content (``content_name``), stack_id (-1 without +ust) and preview
+        (the first ``preview`` bytes as text or hex; computed on first access).
+
+        A block reported here is a strong leak candidate; a reachable block may still leak (a
+        word that merely looks like a pointer keeps it alive). ``triage_stats()["warnings"]``
+        says what made the root set incomplete.
+
+        Example:
+            >>> leaks = dump.unreferenced().to_pandas()  # doctest: +SKIP
+            >>> leaks.groupby("type", dropna=False).user_size.agg(["count", "sum"])  # doctest: +SKIP
+        """
+        blocks = self.blocks()
+        rows = np.nonzero(blocks["is_allocation"] & ~blocks["reachable"])[0]
+        type_id = blocks["type_id"][rows]
+        names, decorated = _type_names(self._type_columns())
+        user = blocks["user_address"][rows]
+        size = blocks["user_size"][rows]
+
+        def previews() -> np.ndarray:
+            return _objects(self._previews(user.tolist(), size.tolist(), preview)) if preview else _objects([""] * len(rows))
+
+        return Table(
+            "unreferenced",
+            {
+                "row": rows.astype(np.int64),
+                "heap": blocks["heap"][rows],
+                "address": blocks["address"][rows],
+                "user_address": user,
+                "user_size": size,
+                "kind": blocks["kind"][rows],
+                "type_id": type_id,
+                "type": names[type_id + 1],
+                "decorated": decorated[type_id + 1],
+                "content": blocks["content"][rows],
+                "stack_id": blocks["stack_id"][rows],
+            },
+            lazy={"preview": previews},
+            decoders={"kind": decode(BLOCK_KIND_NAMES), "content": decode(CONTENT_NAMES)},
+        )
 
     def stacks(self) -> StackTable:
         """The +ust allocation stacks: one entry per distinct frame sequence, symbolized.
@@ -144,9 +238,12 @@ class Dump(_core.Dump):
         """
         return StackTable(self._stack_columns())
 
-    def corruption(self) -> Table:
-        """Everything the heap walk found wrong: heap, address, kind (code), kind_name, detail."""
-        cols = self._corruption_columns()
+    def corruption(self, walk: bool = True) -> Table:
+        """Everything the heap walk found wrong: heap, address, kind (code), kind_name, detail.
+
+        ``walk=False``: without walking the blocks, only what reading the headers and lists
+        found (all records once the dump has been walked)."""
+        cols = self._corruption_columns(walk)
         kinds = cols["kind"]
         cols["kind_name"] = np.array([CORRUPTION_NAMES.get(int(k), str(k)) for k in kinds], dtype=object)
         cols["detail"] = np.array(cols["detail"], dtype=object)
@@ -173,11 +270,19 @@ class Dump(_core.Dump):
             },
         )
 
-    def heap_summary(self) -> "pd.DataFrame":
-        """One row per heap with the columns of WinDbg's ``!heap -s`` (sizes in bytes, not KB)."""
+    def heap_summary(self, walk: bool = False) -> "pd.DataFrame":
+        """One row per heap with the columns of WinDbg's ``!heap -s`` (sizes in bytes, not KB).
+
+        Read from headers, counters and short lists, at a cost that does not grow with the
+        number of blocks. ``list_length`` and ``corruption_count`` need the block walk: None
+        until the dump has been walked (``blocks()``, or ``walk=True``).
+
+        Example:
+            >>> dump.heap_summary()[["heap", "committed", "virtual_block_bytes"]]  # doctest: +SKIP
+        """
         from .heapviews import heap_summary
 
-        return heap_summary(self)
+        return heap_summary(self, walk)
 
     def address_summary(self) -> "pd.DataFrame":
         """WinDbg's ``!address -summary``: usage, state and type rows with region count, size,
@@ -197,14 +302,71 @@ def lfh_subsegment_table(columns: Mapping[str, Any]) -> Table:
     return Table("lfh_subsegments", dict(columns), decoders={"not_decoded": decode(NOT_DECODED_NAMES)})
 
 
-def block_table(columns: Mapping[str, Any]) -> Table:
-    """The block columns as a Table whose DataFrame names kinds and corruption."""
-    return Table(
+def block_table(source: "_core.BlockSource", start: int = 0, stop: Optional[int] = None) -> Table:
+    """The block columns of a dump as a Table (rows ``start:stop``): the stored columns are the
+    dump's own read-only arrays (no copy), ``heap``, ``segment``, ``stack_trace_entry`` and
+    ``stack_id`` are computed on first use, so are the leak-triage columns (by their passes,
+    once per dump), and the DataFrame names kinds, corruption, not-decoded reasons, content
+    classes and how blocks were reached as categoricals, names C++ types beside ``type_id``, and
+    shows ``heap``/``segment`` as categoricals of addresses."""
+    import_pd = _lazy_pandas
+    columns = source.columns()
+    cache: Dict[str, np.ndarray] = {}
+
+    def codes(name: str) -> np.ndarray:
+        if name not in cache:
+            cache[name] = source.heap_codes() if name == "heap" else source.segment_codes()
+        return cache[name]
+
+    def addresses(name: str) -> np.ndarray:
+        values = source.heaps() if name == "heap" else source.segments()
+        return np.asarray(values, dtype=np.uint64)
+
+    def as_categorical(name: str) -> Any:
+        pd = import_pd()
+        cats = addresses(name)
+        uniq, inverse = np.unique(cats, return_inverse=True)
+        return pd.Categorical.from_codes(inverse.astype(np.int32)[codes(name)], categories=uniq)
+
+    table = Table(
         "blocks",
-        dict(columns),
+        cast(Dict[str, np.ndarray], columns),
         decoders={
-            "kind": decode(BLOCK_KIND_NAMES),
-            "corruption": decode(CORRUPTION_NAMES),
-            "not_decoded": decode(NOT_DECODED_NAMES),
+            "kind": categorical(BLOCK_KIND_NAMES),
+            "corruption": categorical(CORRUPTION_NAMES),
+            "not_decoded": categorical(NOT_DECODED_NAMES),
+            "content": categorical(CONTENT_NAMES),
+            "reached_by": categorical(REACHED_BY_NAMES),
+            "type_id": ("type", lambda ids: _type_names(source.type_columns())[0][ids.astype(np.int64) + 1]),
         },
+        lazy={
+            "heap": lambda: addresses("heap")[codes("heap")],
+            "segment": lambda: addresses("segment")[codes("segment")],
+            "stack_trace_entry": source.stack_trace_entry,
+            "stack_id": source.stack_id,
+            **{name: partial(source.triage_column, name) for name in LAZY_BLOCK_COLUMNS},
+        },
+        order=BLOCK_COLUMNS,
+        pandas={"heap": lambda: as_categorical("heap"), "segment": lambda: as_categorical("segment")},
     )
+    return table if start == 0 and stop is None else table.slice(start, len(table) if stop is None else stop)
+
+
+def _lazy_pandas() -> Any:
+    import pandas as pd
+
+    return pd
+
+
+def _objects(values: Any) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+def _type_names(cols: Mapping[str, Any]) -> "tuple[np.ndarray, np.ndarray]":
+    """(display names, decorated names) indexed by type id + 1: index 0 (type id -1) is None; a
+    type the demangler rejected shows its decorated name."""
+    names = [None] + [n or d for n, d in zip(cols["name"], cols["decorated"])]
+    decorated = [None] + list(cols["decorated"])
+    return _objects(names), _objects(decorated)

@@ -19,9 +19,13 @@ from typing import List, Tuple
 from . import _core
 
 #: (name, numpy dtype, meaning) of every column of ``Dump.blocks()``, in order.
-BLOCK_SCHEMA: List[Tuple[str, str, str]] = [tuple(c) for c in _core.BLOCK_SCHEMA]  # type: ignore[misc]
+BLOCK_SCHEMA: List[Tuple[str, str, str]] = [(c[0], c[1], c[2]) for c in _core.BLOCK_SCHEMA]
+#: The columns stored per row (the others are derived on first use).
+STORED_COLUMNS: List[str] = [c[0] for c in _core.BLOCK_SCHEMA if c[3]]
 #: The column names, in order.
 BLOCK_COLUMNS: List[str] = [c[0] for c in BLOCK_SCHEMA]
+#: The columns ``Dump.blocks()`` computes on first access (the leak-triage passes).
+LAZY_COLUMNS: List[str] = [c[0] for c in _core.TRIAGE_SCHEMA]
 
 _DOC_BEGIN = "<!-- BEGIN GENERATED: block columns (python -m ntheap._schema --write) -->"
 _DOC_END = "<!-- END GENERATED: block columns -->"
@@ -31,16 +35,18 @@ _PYI_END = "# END GENERATED: block columns"
 
 def columns_markdown() -> str:
     """The Columns table of docs/block-model.md."""
-    rows = ["| column | dtype | meaning |", "|---|---|---|"]
-    for name, dtype, doc in BLOCK_SCHEMA:
-        rows.append(f"| `{name}` | {dtype} | {' '.join(doc.split())} |")
+    rows = ["| column | dtype | stored | meaning |", "|---|---|---|---|"]
+    for name, dtype, doc, stored in _core.BLOCK_SCHEMA:
+        how = "per row" if stored else "triage pass" if name in LAZY_COLUMNS else "derived"
+        rows.append(f"| `{name}` | {dtype} | {how} | {' '.join(doc.split())} |")
     return "\n".join(rows)
 
 
 def columns_typed_dict() -> str:
-    """The ``_BlockColumns`` TypedDict of _core.pyi."""
+    """The ``_BlockColumns`` TypedDict of _core.pyi (the stored columns; the derived ones come
+    one at a time from ``BlockSource``, the triage ones from ``_triage_column``)."""
     lines = ["class _BlockColumns(TypedDict):"]
-    lines += [f"    {name}: npt.NDArray[np.{dtype if dtype != 'bool' else 'bool_'}]" for name, dtype, _ in BLOCK_SCHEMA]
+    lines += [f"    {name}: npt.NDArray[np.{dtype if dtype != 'bool' else 'bool_'}]" for name, dtype, _, stored in _core.BLOCK_SCHEMA if stored]
     return "\n".join(lines)
 
 

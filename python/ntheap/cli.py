@@ -4,8 +4,9 @@
     ntheap heap -s DUMP            !heap -s: one line per heap (reserved, committed, free, virtual blocks)
     ntheap heap -h HEAP DUMP       !heap -h: one heap's segments, flags, virtual blocks, uncommitted ranges
     ntheap heap -p -a ADDR DUMP    !heap -p -a: the block holding an address and the stack that allocated it
+    ntheap heap -l DUMP            !heap -l: the busy blocks nothing points to, and a summary by C++ type
     ntheap address -summary DUMP   !address -summary: usage, type and state of the address space
-    ntheap top DUMP                UMDH per-stack totals: the allocation stacks holding the most bytes
+    ntheap top DUMP                UMDH per-stack totals (per C++ type without +ust, or with -k type)
     ntheap diff OLD NEW            UMDH compare: which stacks grew between two dumps
     ntheap growth DUMP...          bytes per stack across a series of dumps (--plot out.png)
     ntheap report DUMP...          the one-shot leak report: suspects, growth plot, heaps, top stacks
@@ -43,15 +44,20 @@ def _cmd_heap(args: argparse.Namespace) -> int:
         if not (args.p and args.a is not None):
             print("ntheap: heap -p needs -a ADDRESS (and -a needs -p)", file=sys.stderr)
             return 2
-        found = Dump(args.dump, symbol_path=args.symbol_path).allocation_at(args.a)
+        found = Dump(args.dump, symbol_path=args.symbol_path, image_path=args.image_path).allocation_at(args.a)
         print(found.text if found is not None else f"    address {args.a:x} not found in any walked heap block")
         return 0 if found is not None else 1
+    if args.l:
+        from .triageviews import heap_l_text
+
+        print(heap_l_text(Dump(args.dump, symbol_path=args.symbol_path, image_path=args.image_path), summary=args.n))
+        return 0
     dump = Dump(args.dump)
     if args.h is not None:
-        print(heap_detail_text(dump, args.h))
+        print(heap_detail_text(dump, args.h, walk=args.walk))
     else:
-        print(dump.heap_summary_text(), end="")
-        corruption = dump.corruption()
+        print(dump.heap_summary_text(walk=args.walk), end="")
+        corruption = dump.corruption(walk=args.walk)
         if len(corruption):
             print(f"{len(corruption)} corruption records; first: {corruption['detail'][0]}")
     return 0
@@ -63,37 +69,46 @@ def _cmd_address(args: argparse.Namespace) -> int:
 
 
 def _cmd_top(args: argparse.Namespace) -> int:
-    from .analysis import DumpAllocations, top_stacks
-    from .leakreport import top_stacks_text
+    from .aggregate import top_stacks, top_types
+    from .allocations import Allocations
+    from .leakreport import top_stacks_text, top_types_text
 
     dump = Dump(args.dump, symbol_path=args.symbol_path)
-    allocs = DumpAllocations.from_dump(dump)
-    df = top_stacks(allocs, by=args.by, n=args.n)
-    total = int(allocs.columns["user_size"].sum())
+    allocs = Allocations.from_dump(dump)
     for message in dump.coverage()["message"]:
         print(f"warning: {message}")
+    if args.key == "type" or (args.key is None and not len(allocs.stacks)):
+        print(top_types_text(top_types(allocs, by=args.by, n=args.n), title="Top types (C++ types by RTTI, else content class):"))
+        return 0
+    df = top_stacks(allocs, by=args.by, n=args.n)
+    total = int(allocs.table["user_size"].sum())
     print(top_stacks_text(df, by=args.by, total_count=len(allocs), total_bytes=total, stacks=args.stacks))
     return 0
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    from .analysis import allocations, diff
+    from .allocations import collect
     from .leakreport import diff_text
+    from .timeline import diff
 
-    before, after = allocations([args.old, args.new], symbol_path=args.symbol_path, progress=_progress(args))
-    print(diff_text(diff(before, after), before, after, n=args.n, stacks=args.stacks))
+    before, after = collect([args.old, args.new], symbol_path=args.symbol_path, progress=_progress(args))
+    by = args.key or ("stack" if len(before.stacks) or len(after.stacks) else "type")
+    print(diff_text(diff(before, after, by=by), before, after, n=args.n, stacks=args.stacks))
     return 0
 
 
 def _cmd_growth(args: argparse.Namespace) -> int:
-    from .analysis import growth
     from .leakreport import growth_text, progress_note
-    from .scan import ScanResult, expand_paths, run_scan
+    from .scan import ScanResult
+    from .scanjob import expand_paths, run_scan
+    from .timeline import growth
 
     result = ScanResult(run_scan(expand_paths(args.dumps), progress=_progress(args), symbol_path=args.symbol_path))
     for r in result.errors.itertuples():
         progress_note(f"ntheap: skipped {r.path}: {r.error_kind}: {r.error}")
-    g = growth(result.allocations())
+    allocs = result.allocations()
+    by = args.key or ("stack" if any(len(a.stacks) for a in allocs) else "type")
+    g = growth(allocs, by=by)
     print(growth_text(g, n=args.n))
     if args.plot:
         from .plotting import plot_growth
@@ -111,7 +126,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .leakreport import build_report, progress_note
 
     out = build_report(args.dumps, top=args.n, stacks=args.stacks, plot=args.plot, make_plot=not args.no_plot,
-                       symbol_path=args.symbol_path, progress=_progress(args))
+                       symbol_path=args.symbol_path, progress=_progress(args), by=args.key)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
             f.write(out.text)
@@ -142,6 +157,8 @@ def _analysis_options(p: argparse.ArgumentParser, *, by: bool = False, stacks: b
     if stacks:
         p.add_argument("--stacks", type=int, default=3, metavar="K", help="print the full frames of the first K stacks (default 3)")
     p.add_argument("-y", "--symbol-path", metavar="PATH", help="symbol search path (like WinDbg's .sympath)")
+    p.add_argument("-k", "--key", choices=["stack", "type", "size", "content"], default=None,
+                   help="group by allocation stack, C++ type, size or content class (default: stack with +ust, else type)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar on stderr")
 
 
@@ -160,8 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("-s", action="store_true", help="summary of every heap, like !heap -s")
     mode.add_argument("-h", metavar="HEAP", type=_hex_address, help="details of one heap (hex address), like !heap -h")
     mode.add_argument("-p", action="store_true", help="with -a ADDRESS: the block holding it and its +ust stack, like !heap -p -a")
+    mode.add_argument("-l", action="store_true", help="the busy blocks nothing points to (likely leaks), like !heap -l, and a summary by C++ type")
     heap.add_argument("-a", metavar="ADDRESS", type=_hex_address, help="the address for -p (hex)")
     heap.add_argument("-y", "--symbol-path", metavar="PATH", help="symbol search path for -p -a (default: _NT_SYMBOL_PATH)")
+    heap.add_argument("-i", "--image-path", metavar="DIRS", help="local directories of the process's binaries, for image pages the dump lacks (like .exepath)")
+    heap.add_argument("-n", type=_positive, default=20, metavar="N", help="with -l: how many types to summarize (default 20)")
+    heap.add_argument("--walk", action="store_true", help="with -s or -h: also walk every block, for the free-block counts (List length), LFH size classes, warnings and all corruption records (default: headers and lists only, whatever the dump's size)")
     heap.add_argument("dump", help="path to a .dmp file")
     heap.set_defaults(run=_cmd_heap)
 

@@ -11,7 +11,7 @@ the workers and only the reductions you ask for travel back::
     ddf = ntheap.dask.read_blocks("dumps/")             # one partition per dump
     per_stack = ddf.groupby(["time", "top_frame"], observed=True).user_size.sum().compute()
 
-The columns are those of :attr:`ntheap.ScanResult.blocks` (:data:`ntheap.scan.BLOCK_COLUMNS`).
+The columns are those of :attr:`ntheap.ScanResult.blocks` (:data:`ntheap.allocations.FRAME_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ try:
 except ImportError as _e:  # pragma: no cover - exercised only without the extra
     raise ImportError("ntheap.dask needs dask: pip install 'ntheap[dask]'") from _e
 
-from .analysis import DumpAllocations, FrameClassifier, rebuild_error
-from .scan import blocks_frame, expand_paths, run_scan
+from .allocations import Allocations, frame, rebuild_error
+from .frames import FrameClassifier
+from .scanjob import expand_paths, run_scan
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -39,7 +40,7 @@ def _meta() -> "pd.DataFrame":
     """An empty partition with the real dtypes (categoricals with unknown categories)."""
     from dask.dataframe.utils import clear_known_categories
 
-    return clear_known_categories(blocks_frame([]))
+    return clear_known_categories(frame([]))
 
 
 def read_one(path: str, symbol_path: Optional[str] = None, errors: str = "raise",
@@ -50,9 +51,9 @@ def read_one(path: str, symbol_path: Optional[str] = None, errors: str = "raise"
     (record,) = run_scan([path], workers=1, progress=False, symbol_path=symbol_path)
     if record.get("error") is not None:
         if errors == "ignore":
-            return blocks_frame([])
+            return frame([])
         raise rebuild_error(record)
-    return blocks_frame([DumpAllocations.from_scan_record(record)], FrameClassifier(allocator_frames))
+    return frame([Allocations.from_record(record)], FrameClassifier(allocator_frames))
 
 
 def read_blocks(paths: Union[PathLike, Iterable[PathLike]], *, symbol_path: Optional[str] = None,

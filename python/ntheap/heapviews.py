@@ -18,10 +18,15 @@ SUMMARY_COLUMNS = [
 ]
 
 
-def heap_summary(dump: "Dump") -> "pd.DataFrame":
-    """``!heap -s`` as a DataFrame: one row per heap, sizes in bytes (WinDbg prints KB)."""
+def heap_summary(dump: "Dump", walk: bool = False) -> "pd.DataFrame":
+    """``!heap -s`` as a DataFrame: one row per heap, sizes in bytes (WinDbg prints KB).
+
+    Read from headers, counters and short lists: the cost does not grow with the number of
+    blocks. ``list_length`` (free blocks) and ``corruption_count`` need the block walk: they are
+    filled when the dump has been walked (``dump.is_walked``) or ``walk`` is true, else None."""
     import pandas as pd
 
+    walked = walk or dump.is_walked
     rows: List[Dict[str, Any]] = []
     for h in dump.heaps:
         rows.append(
@@ -36,7 +41,7 @@ def heap_summary(dump: "Dump") -> "pd.DataFrame":
                 "committed": h.committed,
                 "virtual": h.virtual_bytes,
                 "free": h.free_bytes,
-                "list_length": h.free_list_length,
+                "list_length": h.free_list_length if walked else None,
                 "ucr_blocks": h.ucr_count,
                 "virtual_blocks": h.virtual_block_count,
                 "virtual_block_bytes": h.virtual_block_bytes,
@@ -44,7 +49,7 @@ def heap_summary(dump: "Dump") -> "pd.DataFrame":
                 "fast_heap": h.fast_heap,
                 "external_fragmentation_pct": h.external_fragmentation,
                 "layout": h.layout,
-                "corruption_count": h.corruption_count,
+                "corruption_count": h.corruption_count if walked else None,
             }
         )
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
@@ -78,10 +83,13 @@ def _lfh_text(lfh: _core.Lfh, w: int) -> List[str]:
     return lines
 
 
-def heap_detail_text(dump: "Dump", address: int) -> str:
+def heap_detail_text(dump: "Dump", address: int, walk: bool = False) -> str:
     """``!heap -h ADDRESS``: segments with their ranges and committed bytes, flags, granularity,
-    the virtual alloc list and the uncommitted ranges."""
+    the virtual alloc list and the uncommitted ranges, from headers and lists. The free-block
+    count, the LFH's size classes, warnings and corruption records need the block walk: they are
+    printed when the dump has been walked or ``walk`` is true."""
     h: _core.Heap = dump.heap(address)
+    walked = walk or dump.is_walked
     w = 8 if h.arch == "x86" else 16
     granularity = 8 if h.arch == "x86" else 16
     lines = [
@@ -101,7 +109,7 @@ def heap_detail_text(dump: "Dump", address: int) -> str:
             f"    Freed blocks:         {p.freed}",
             f"    NormalHeap:           {_hex(p.normal_heap, w)}",
         ]
-        return "\n".join(lines + [f"    warning: {m}" for (_, _, _, m) in h.warnings])
+        return "\n".join(lines + ([f"    warning: {m}" for (_, _, _, m) in h.warnings] if walked else []))
     for s in h.segments:
         lines.append(
             f"    Segment at {_hex(s.base, w)} to {_hex(s.last_valid_entry, w)} ({_hex(s.committed, 8)} bytes committed)"
@@ -126,9 +134,14 @@ def heap_detail_text(dump: "Dump", address: int) -> str:
     lines.append(f"    Uncommitted ranges:   {len(ucrs)}")
     for a, n in ucrs:
         lines.append(f"            {_hex(a, w)}: {n:08x}  ({n} bytes)")
-    lines.append(f"    Free blocks:          {h.free_list_length} ({h.free_bytes:#x} bytes)")
+    free = "?" if h.free_bytes is None else f"{h.free_bytes:#x}"
+    count = h.free_list_length if walked else "?"
+    lines.append(f"    Free blocks:          {count} ({free} bytes)")
     if h.page_heap_owner is not None:
         lines.append(f"    NormalHeap of page heap {_hex(h.page_heap_owner, w)}")
+    if not walked:
+        lines.append("    (from headers only: the free-block count, LFH size classes, warnings and corruption records need the block walk: --walk)")
+        return "\n".join(lines)
     if h.lfh is not None:
         lines += _lfh_text(h.lfh, w)
     lines += [f"    warning: {m}" for (_, _, _, m) in h.warnings]

@@ -1,6 +1,7 @@
 """Plain-text renderings of the leak analyses, for the ``top``, ``diff``, ``growth`` and
 ``report`` commands. Each takes the DataFrame the Python API returns, so what the command
-prints is what a notebook user gets from the same call."""
+prints is what a notebook user gets from the same call. Frames grouped by stack print the
+suspects' frames; frames grouped by type (no +ust) print the types."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional, Sequence
 
 from ._core import DumpError
-from .analysis import DumpAllocations, diff, growing_stacks, growth, size_histogram, top_stacks
+from .aggregate import size_histogram, top_stacks, top_types
+from .allocations import Allocations
+from .keys import columns_of
 from .plotting import human_bytes
 from .report import format_table
+from .timeline import diff, growing, growth
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -21,6 +25,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._dump import Dump
 
 _FRAME_WIDTH = 90
+#: What the rows of a frame grouped by each key are called, and the label column's title.
+_NOUNS = {"stack": ("stack", "allocated by"), "type": ("type", "type"), "size": ("size", "size"),
+          "content": ("content class", "content")}
 
 
 def _n(x: int) -> str:
@@ -39,7 +46,7 @@ def _clip(text: str, width: int = _FRAME_WIDTH) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _when(a: DumpAllocations) -> str:
+def _when(a: Allocations) -> str:
     return a.time.strftime("%Y-%m-%d %H:%M:%S UTC") if a.time is not None else "time unknown"
 
 
@@ -78,9 +85,12 @@ def histogram_text(df: "pd.DataFrame", n: int = 10) -> str:
     return format_table(["size", "(decimal)", "count", "total bytes", "%"], rows, align="rrrrr")
 
 
-def diff_text(df: "pd.DataFrame", before: DumpAllocations, after: DumpAllocations, *, n: int = 20, stacks: int = 3) -> str:
-    """A :func:`ntheap.diff` frame as UMDH-style lines: growth per stack (bytes and count, with
-    before and after), then the full frames of the ``stacks`` largest growths."""
+def diff_text(df: "pd.DataFrame", before: Allocations, after: Allocations, *, n: int = 20, stacks: int = 3) -> str:
+    """A :func:`ntheap.diff` frame as UMDH-style lines: growth per key (bytes and count, with
+    before and after), then, grouped by stack, the full frames of the ``stacks`` largest
+    growths."""
+    by, key_col, label_col = columns_of(df)
+    noun, title = _NOUNS[by]
     b_bytes, a_bytes = int(df["bytes_before"].sum()), int(df["bytes_after"].sum())
     b_count, a_count = int(df["count_before"].sum()), int(df["count_after"].sum())
     grew = df[df["bytes_delta"] > 0]
@@ -89,32 +99,40 @@ def diff_text(df: "pd.DataFrame", before: DumpAllocations, after: DumpAllocation
         f"Compared {before.name} ({_when(before)}) with {after.name} ({_when(after)}):",
         f"  busy bytes   {_n(b_bytes)} -> {_n(a_bytes)} ({_signed(a_bytes - b_bytes)}, {human_bytes(a_bytes - b_bytes)})",
         f"  allocations  {_n(b_count)} -> {_n(a_count)} ({_signed(a_count - b_count)})",
-        f"  {_plural(len(grew), 'stack')} grew, {len(shrank)} shrank, {len(df) - len(grew) - len(shrank)} unchanged",
+        f"  {_plural(len(grew), noun)} grew, {len(shrank)} shrank, {len(df) - len(grew) - len(shrank)} unchanged",
     ]
     if grew.empty:
-        lines.append("No stack holds more bytes in the second dump.")
+        lines.append(f"No {noun} holds more bytes in the second dump.")
         return "\n".join(lines)
-    lines += ["", f"Stacks that grew most (top {min(n, len(grew))}):"]
+    lines += ["", f"{noun.capitalize()}s that grew most (top {min(n, len(grew))}):"]
     rows = [
-        [_signed(r.bytes_delta), _n(r.bytes_before), _n(r.bytes_after), _signed(r.count_delta), _n(r.count_after), _clip(r.top_frame)]
+        [_signed(r.bytes_delta), _n(r.bytes_before), _n(r.bytes_after), _signed(r.count_delta), _n(r.count_after),
+         _clip(str(getattr(r, label_col)))]
         for r in grew.head(n).itertuples()
     ]
-    lines.append(format_table(["+bytes", "before", "after", "+count", "count", "allocated by"], rows, align="rrrrrl"))
+    lines.append(format_table(["+bytes", "before", "after", "+count", "count", title], rows, align="rrrrrl"))
     for i, r in enumerate(list(grew.itertuples())[:stacks], 1):
+        label = getattr(r, label_col)
         lines += ["", f"Leak suspect {i}: {_signed(r.bytes_delta)} bytes ({_n(r.bytes_before)} -> {_n(r.bytes_after)}), "
-                      f"{_signed(r.count_delta)} allocations ({_n(r.count_before)} -> {_n(r.count_after)}), allocated by {r.top_frame}"]
-        lines += stack_lines(r.stack_key)
+                      f"{_signed(r.count_delta)} allocations ({_n(r.count_before)} -> {_n(r.count_after)}), "
+                      + (f"allocated by {label}" if by == "stack" else f"{noun} {label}")]
+        if by == "stack":
+            lines += stack_lines(getattr(r, key_col))
+        elif by == "type" and str(getattr(r, key_col)).startswith(".?A"):
+            lines.append(f"    decorated name {getattr(r, key_col)}")
     return "\n".join(lines)
 
 
 def growth_text(df: "pd.DataFrame", *, n: int = 10) -> str:
-    """The ``n`` stacks that grew most across a :func:`ntheap.growth` series: their bytes in
-    every dump, oldest first, and whether they grew every time."""
+    """The ``n`` keys (stacks, types, ...) that grew most across a :func:`ntheap.growth`
+    series: their bytes in every dump, oldest first, and whether they grew every time."""
     if df.empty:
         return "No dump could be read."
+    by, key_col, label_col = columns_of(df)
+    noun, title = _NOUNS[by]
     dumps = list(dict.fromkeys(df["dump"]))
     times = df.drop_duplicates("dump").set_index("dump")["time"]
-    top = growing_stacks(df, top=n)
+    top = growing(df, top=n)
     lines = ["Dumps in time order:"]
     for i, d in enumerate(dumps, 1):
         t = times[d]
@@ -122,15 +140,48 @@ def growth_text(df: "pd.DataFrame", *, n: int = 10) -> str:
         here = df[df["dump"] == d]
         lines.append(f"  [{i}] {os.path.basename(str(d))}  {when}  {_n(here['bytes'].sum())} bytes in {_n(here['count'].sum())} allocations")
     if top.empty:
-        lines += ["", "No stack holds more bytes in the last dump than in the first."]
+        lines += ["", f"No {noun} holds more bytes in the last dump than in the first."]
         return "\n".join(lines)
-    lines += ["", f"Stacks that grew most, first dump to last (bytes in each dump [1]..[{len(dumps)}]):"]
+    lines += ["", f"{noun.capitalize()}s that grew most, first dump to last (bytes in each dump [1]..[{len(dumps)}]):"]
     rows = []
     for r in top.itertuples():
-        series = df[df["stack_key"] == r.stack_key].set_index("dump")["bytes"].reindex(dumps, fill_value=0).tolist()
+        series = df[df[key_col] == getattr(r, key_col)].set_index("dump")["bytes"].reindex(dumps, fill_value=0).tolist()
         rate = "" if r.bytes_per_hour != r.bytes_per_hour else f"{human_bytes(r.bytes_per_hour)}/h"
-        rows.append([_signed(r.bytes_delta), rate, " ".join(_n(v) for v in series), "yes" if r.never_fell else "no", _clip(r.top_frame, 70)])
-    lines.append(format_table(["+bytes", "rate", "bytes per dump", "never fell", "allocated by"], rows, align="rrrll"))
+        rows.append([_signed(r.bytes_delta), rate, " ".join(_n(v) for v in series), "yes" if r.never_fell else "no",
+                     _clip(str(getattr(r, label_col)), 70)])
+    lines.append(format_table(["+bytes", "rate", "bytes per dump", "never fell", title], rows, align="rrrll"))
+    return "\n".join(lines)
+
+
+def top_types_text(df: "pd.DataFrame", *, title: str = "") -> str:
+    """A :func:`ntheap.top_types` frame as a table."""
+    lines = [title] if title else []
+    rows = [[_n(r.bytes), f"{r.pct:5.1f}%", _n(r.count), _clip(str(r.type), 70), r.module] for r in df.itertuples()]
+    lines.append(format_table(["bytes", "%", "count", "type", "module"], rows, align="rrrll"))
+    return "\n".join(lines)
+
+
+def likely_leaks_text(dump: "Dump", *, n: int = 10) -> str:
+    """The latest dump's unreferenced allocations (leak-triage.md §2), summarized by type (§2.4),
+    then the ``n`` largest of them with a preview."""
+    from .triageviews import type_summary
+
+    leaks = dump.unreferenced()
+    ts = type_summary(dump)
+    total = int(leaks["user_size"].sum()) if len(leaks) else 0
+    lines = [f"{_n(len(leaks))} allocations ({_n(total)} bytes) are referenced by nothing: no stack, global, register, "
+             "other memory or reachable allocation holds an address inside them."]
+    for w in dump.triage_stats().get("warnings", []):
+        lines.append(f"  warning: {w}")
+    lost = ts[ts["unreferenced_count"] > 0].head(n)
+    if len(lost):
+        rows = [[_n(r.unreferenced_bytes), _n(r.unreferenced_count), _n(r.count), _clip(str(r.type_name), 70)]
+                for r in lost.itertuples()]
+        lines += ["", format_table(["unref bytes", "unref count", "of count", "type"], rows, align="rrrl")]
+        df = leaks.to_pandas().sort_values("user_size", ascending=False, kind="stable").head(n)
+        rows = [[f"{int(r.user_address):#x}", _n(r.user_size), _clip(r.type if isinstance(r.type, str) else f"({r.content_name})", 50),
+                 _clip(str(r.preview), 50)] for r in df.itertuples()]
+        lines += ["", "Largest unreferenced blocks:", format_table(["user address", "bytes", "type", "preview"], rows, align="lrll")]
     return "\n".join(lines)
 
 
@@ -158,14 +209,14 @@ def default_plot_path(first_dump: str, name: str = "leak-growth.png") -> Path:
     return Path(tempfile.gettempdir()) / name
 
 
-def _heap_usage_text(dump: "Dump", a: DumpAllocations, n: int = 5) -> str:
+def _heap_usage_text(dump: "Dump", a: Allocations, n: int = 5) -> str:
     """The heaps holding the most busy bytes, with what they committed in segments and in
     virtual blocks (a heap's big allocations live outside its segments)."""
     import numpy as np
 
     summary = dump.heap_summary()
-    heaps = a.columns["heap"]
-    sizes = a.columns["user_size"]
+    heaps = a.table["heap"]
+    sizes = a.table["user_size"]
     busy = {int(h): (int((heaps == np.uint64(h)).sum()), int(sizes[heaps == np.uint64(h)].sum())) for h in summary["heap"]}
     order = sorted(summary.itertuples(), key=lambda r: (-busy[int(r.heap)][1], -int(r.committed)))
     rows = [
@@ -183,22 +234,26 @@ def _section(title: str) -> List[str]:
 
 def build_report(paths: Sequence[str], *, top: int = 10, stacks: int = 3, plot: Optional[str] = None,
                  make_plot: bool = True, symbol_path: Optional[str] = None, progress: Optional[bool] = True,
-                 workers: Optional[int] = None) -> ReportOutput:
+                 workers: Optional[int] = None, by: Optional[str] = None, image_path: Optional[str] = None) -> ReportOutput:
     """Everything a first look at a leak needs, from one or more dumps of one process.
 
-    With several dumps: which stacks grew from the first to the last (the leak suspects, with
-    their frames), their bytes in every dump, and a growth plot written to ``plot`` (default:
-    :func:`default_plot_path`). Then, for the latest readable dump: the address-space summary,
-    ``!heap -s``, the biggest heaps, the top allocation stacks and the commonest block sizes.
+    With several dumps: which keys grew from the first to the last (the leak suspects), their
+    bytes in every dump, and a growth plot written to ``plot`` (default:
+    :func:`default_plot_path`). The key is ``by`` ("stack", "type", "size" or "content"); by
+    default the allocation stack when the dumps have +ust stacks, else the C++ type
+    (leak-triage.md, which needs no +ust). Then, for the latest readable dump: its likely leaks
+    (the allocations nothing references), the address-space summary, ``!heap -s``, the biggest
+    heaps, the top allocation stacks or types and the commonest block sizes.
     """
     from ._dump import Dump
     from .address import address_summary_text
-    from .scan import ScanResult, expand_paths, run_scan
+    from .scan import ScanResult
+    from .scanjob import expand_paths, run_scan
 
     files = expand_paths(paths)
     if not files:
         raise ValueError("no dump given")
-    result = ScanResult(run_scan(files, workers=workers, progress=progress, symbol_path=symbol_path))
+    result = ScanResult(run_scan(files, workers=workers, progress=progress, symbol_path=symbol_path, image_path=image_path))
     allocs = sorted(result.allocations(), key=lambda a: (a.time is None, a.time.timestamp() if a.time else 0.0))
     out = ReportOutput("")
     lines = [f"ntheap leak report: {len(files)} dump{'s' if len(files) != 1 else ''}"]
@@ -216,11 +271,16 @@ def build_report(paths: Sequence[str], *, top: int = 10, stacks: int = 3, plot: 
     if len(pids) > 1:
         lines.append(f"  warning: the dumps come from different processes (pids {', '.join(map(str, sorted(pids)))}); stacks are still matched by their frames")
 
+    has_stacks = any(len(a.stacks) for a in allocs)
+    if by is None:
+        by = "stack" if has_stacks else "type"
+        if not has_stacks:
+            lines.append("  no +ust allocation stacks in these dumps: growth is reported by C++ type (MSVC RTTI) and content class")
     if len(allocs) >= 2:
         first, last = allocs[0], allocs[-1]
-        lines += _section(f"Leak suspects: growth from {first.name} to {last.name}")
-        lines.append(diff_text(diff(first, last), first, last, n=top, stacks=stacks))
-        g = growth(allocs, errors="ignore", progress=False)
+        lines += _section(f"Leak suspects: growth from {first.name} to {last.name}" + ("" if by == "stack" else f", by {by}"))
+        lines.append(diff_text(diff(first, last, by=by), first, last, n=top, stacks=stacks))
+        g = growth(allocs, by=by, errors="ignore", progress=False)
         if len(allocs) >= 3:
             lines += _section(f"Trend over {len(allocs)} dumps")
             lines.append(growth_text(g, n=top))
@@ -237,7 +297,12 @@ def build_report(paths: Sequence[str], *, top: int = 10, stacks: int = 3, plot: 
                 lines += ["", f"Growth plot not written: {e}"]
 
     latest = allocs[-1]
-    dump = Dump(latest.path, symbol_path=symbol_path)
+    dump = Dump(latest.path, symbol_path=symbol_path, image_path=image_path)
+    lines += _section(f"Likely leaks in {latest.name}: unreferenced allocations (like !heap -l)")
+    try:
+        lines.append(likely_leaks_text(dump, n=top))
+    except DumpError as e:
+        lines.append(f"  unavailable: {type(e).__name__}: {e}")
     lines += _section(f"Latest dump: {latest.name} ({_when(latest)})")
     try:
         lines += [f"  warning: {m}" for m in dump.coverage()["message"]]
@@ -255,9 +320,11 @@ def build_report(paths: Sequence[str], *, top: int = 10, stacks: int = 3, plot: 
         except DumpError as e:
             text = f"  unavailable: {type(e).__name__}: {e}"
         lines += ["", title, text]
-    ts = top_stacks(latest, n=top)
-    lines += ["", top_stacks_text(ts, total_count=len(latest), total_bytes=int(latest.columns["user_size"].sum()), stacks=stacks if len(allocs) < 2 else 0,
-                                  title="Top allocation stacks:")]
+    if has_stacks:
+        ts = top_stacks(latest, n=top)
+        lines += ["", top_stacks_text(ts, total_count=len(latest), total_bytes=int(latest.table["user_size"].sum()),
+                                      stacks=stacks if len(allocs) < 2 else 0, title="Top allocation stacks:")]
+    lines += ["", top_types_text(top_types(latest, n=top), title="Top types (C++ types by RTTI, else content class):")]
     lines += ["", "Commonest block sizes by bytes (!heap -stat -h):", histogram_text(size_histogram(latest))]
     out.text = "\n".join(lines) + "\n"
     return out

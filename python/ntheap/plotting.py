@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import numpy as np
 
-from .analysis import growing_stacks, growth
+from .keys import columns_of
+from .timeline import growing, growth
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -64,16 +65,19 @@ def _legend_labels(frames: List[str]) -> List[str]:
     return out
 
 
-def plot_growth(data: Any, top: int = 5, ax: Optional["Axes"] = None, scale: str = "auto", **growth_kwargs: Any) -> "Figure":
-    """Bytes over time of the ``top`` allocation stacks that grew most from the first dump to
-    the last; the legend names each by its first frame past the allocator.
+def plot_growth(data: Any, top: int = 5, ax: Optional["Axes"] = None, scale: str = "auto", by: Optional[str] = None,
+                **growth_kwargs: Any) -> "Figure":
+    """Bytes over time of the ``top`` keys that grew most from the first dump to the last:
+    allocation stacks (legend: the first frame past the allocator) or, with ``by="type"``, C++
+    types and content classes (works without +ust); ``"size"`` and ``"content"`` too.
 
     ``scale`` is "linear", "log" (base 2, ticks in KiB/MiB/GiB) or "auto": log when the largest
     stack drawn holds over 50 times the bytes of the smallest, so that a slow leak stays visible
     beside a fast one.
 
-    ``data`` is a :func:`ntheap.growth` DataFrame, a :class:`ntheap.ScanResult`, or dumps / paths
-    (passed to :func:`ntheap.growth` with ``growth_kwargs``). Draws into ``ax`` when given,
+    ``data`` is a :func:`ntheap.growth` DataFrame (grouped as it is; ``by`` must then be None or
+    agree), a :class:`ntheap.ScanResult`, or dumps / paths (passed to :func:`ntheap.growth`
+    with ``by`` and ``growth_kwargs``). Draws into ``ax`` when given,
     otherwise into a new figure; returns the figure. Save it with ``fig.savefig("growth.png")``.
 
     Example:
@@ -86,12 +90,15 @@ def plot_growth(data: Any, top: int = 5, ax: Optional["Axes"] = None, scale: str
     if isinstance(data, pd.DataFrame):
         df = data
     elif hasattr(data, "growth") and callable(data.growth):
-        df = data.growth(**growth_kwargs)
+        df = data.growth(by=by or "stack", **growth_kwargs)
     else:
-        df = growth(data, **growth_kwargs)
-    missing = {"time", "dump", "stack_key", "top_frame", "bytes"} - set(df.columns)
+        df = growth(data, by=by or "stack", **growth_kwargs)
+    missing = {"time", "dump", "bytes"} - set(df.columns)
     if missing:
         raise ValueError(f"plot_growth needs a growth() DataFrame; missing columns: {sorted(missing)}")
+    kind, key_col, label_col = columns_of(df)
+    if by is not None and by != kind:
+        raise ValueError(f"the growth frame is grouped by {kind!r}, not {by!r}")
 
     if ax is None:
         from matplotlib.figure import Figure
@@ -102,22 +109,23 @@ def plot_growth(data: Any, top: int = 5, ax: Optional["Axes"] = None, scale: str
         fig = ax.figure  # type: ignore[assignment]
 
     dumps = list(dict.fromkeys(df["dump"]))
-    chosen = growing_stacks(df, top=top)
-    title = f"Top {len(chosen)} growing allocation stacks"
+    what = {"stack": "allocation stacks", "type": "types", "size": "block sizes", "content": "content classes"}[kind]
+    chosen = growing(df, top=top)
+    title = f"Top {len(chosen)} growing {what}"
     if chosen.empty and not df.empty:
         last = df[df["dump"] == dumps[-1]].sort_values("bytes", ascending=False, kind="stable").head(top)
-        chosen = last[["stack_key", "top_frame"]].reset_index(drop=True)
-        title = f"No stack grew; the {len(chosen)} largest"
+        chosen = last[[key_col, label_col]].reset_index(drop=True)
+        title = f"Nothing grew; the {len(chosen)} largest {what}"
 
     times = df.drop_duplicates("dump").set_index("dump")["time"]
     use_time = bool(times.notna().all()) and times.nunique() == len(dumps) and len(dumps) > 0
     xs: Any = [times[d] for d in dumps] if use_time else np.arange(len(dumps))
-    labels = _legend_labels(list(chosen["top_frame"]))
+    labels = _legend_labels([str(x) for x in chosen[label_col]])
     if "bytes_per_hour" in chosen:
         labels = [lab if rate != rate else f"{lab}  (+{human_bytes(rate)}/h)" for lab, rate in zip(labels, chosen["bytes_per_hour"])]
     lines = []
-    for label, key in zip(labels, chosen["stack_key"]):
-        series = df[df["stack_key"] == key].set_index("dump")["bytes"].reindex(dumps, fill_value=0)
+    for label, key in zip(labels, chosen[key_col]):
+        series = df[df[key_col] == key].set_index("dump")["bytes"].reindex(dumps, fill_value=0)
         lines.append((label, series.to_numpy(dtype=np.float64)))
     if scale not in ("auto", "linear", "log"):
         raise ValueError(f"scale must be 'auto', 'linear' or 'log', not {scale!r}")
@@ -153,5 +161,6 @@ def plot_growth(data: Any, top: int = 5, ax: Optional["Axes"] = None, scale: str
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     if len(chosen):
-        ax.legend(loc="best", fontsize="small", title="allocated by (growth per hour)")
+        legend = "allocated by" if kind == "stack" else kind
+        ax.legend(loc="best", fontsize="small", title=f"{legend} (growth per hour)")
     return fig

@@ -1,129 +1,40 @@
-"""Many dumps at once: the Rust batch scanner (``_core.ScanJob``) behind a DataFrame result.
+"""Many dumps at once: the Rust batch scanner (:mod:`ntheap.scanjob`) behind a DataFrame result.
 
 The scan runs in Rust threads with the GIL released; Python only polls its progress. A dump
-that cannot be read becomes a row in :attr:`ScanResult.errors` and the others go on.
+that cannot be read becomes a row in :attr:`ScanResult.errors` and the others go on. Each
+readable dump becomes an :class:`ntheap.allocations.Allocations`, the same representation a
+:class:`ntheap.Dump` gives, so every analysis takes either.
 """
 
 from __future__ import annotations
 
 import html
 import os
-import sys
-import time as _time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _core
-from .analysis import DumpAllocations, FrameClassifier, NO_STACK
-from ._dump import BLOCK_KIND_NAMES
+from .allocations import FRAME_COLUMNS, Allocations, frame
+from .frames import NO_STACK, FrameClassifier
+from .keys import group
+from .scanjob import expand_paths, run_scan
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-BLOCK_COLUMNS = ["dump", "time", "heap", "address", "user_address", "user_size", "kind", "kind_name", "stack_id", "stack_key", "top_frame"]
+#: Columns of :attr:`ScanResult.blocks`.
+BLOCK_COLUMNS = FRAME_COLUMNS
 SUMMARY_COLUMNS = ["path", "time", "pid", "blocks", "bytes", "stacks", "error_kind", "error"]
-_POLL_SECONDS = 0.1
+__all__ = ["BLOCK_COLUMNS", "SUMMARY_COLUMNS", "ScanResult", "expand_paths", "run_scan", "scan"]
 
 
-def expand_paths(items: Iterable[PathLike]) -> List[str]:
-    """Paths as given, with each folder replaced by the ``*.dmp`` files in it (sorted by name)."""
-    out: List[str] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            out.extend(str(c) for c in sorted(p.iterdir()) if c.suffix.lower() == ".dmp" and c.is_file())
-        else:
-            out.append(str(p))
-    return out
-
-
-def run_scan(paths: Sequence[str], *, workers: Optional[int] = None, progress: Optional[bool] = True,
-             symbol_path: Optional[str] = None) -> List[Dict[str, Any]]:
-    """The raw records of ``_core.ScanJob`` for ``paths`` (input order), with a tqdm progress bar
-    on stderr while it runs: always when ``progress`` is true, only when stderr is a terminal
-    when it is None, never when it is false."""
-    job = _core.ScanJob(list(paths), workers, symbol_path)
-    if progress is not False and job.total:
-        from tqdm import tqdm
-
-        with tqdm(total=job.total, unit="dump", desc="ntheap scan", file=sys.stderr, leave=False,
-                  disable=None if progress is None else False) as bar:
-            shown = 0
-            while not job.finished():
-                done = job.done()
-                if done > shown:
-                    bar.update(done - shown)
-                    shown = done
-                _time.sleep(_POLL_SECONDS)
-            bar.update(job.total - shown)
-    return list(job.results())
-
-
-def blocks_frame(allocs: Sequence[DumpAllocations], classifier: Optional[FrameClassifier] = None) -> "pd.DataFrame":
-    """One DataFrame of the busy allocations of several dumps (columns :data:`BLOCK_COLUMNS`).
-
-    ``dump``, ``kind_name``, ``stack_key`` and ``top_frame`` are categoricals, so a stack shared
-    by a million blocks is stored once.
-    """
-    import pandas as pd
-
-    classifier = classifier or FrameClassifier()
-    paths = [a.path for a in allocs]
-    dump_index = pd.Index(list(dict.fromkeys(paths)), dtype=object)
-    parts: Dict[str, List[np.ndarray]] = {c: [] for c in ("heap", "address", "user_address", "user_size", "kind", "stack_id")}
-    dump_codes: List[np.ndarray] = []
-    key_codes: List[np.ndarray] = []
-    times: List[np.ndarray] = []
-    local = [a.key_codes() for a in allocs]
-    # All dumps' keys factorized together ("" first, so the no-stack group is code 0).
-    pooled = np.concatenate([np.array([NO_STACK], dtype=object)] + [keys for _, keys in local])
-    pool_codes, pool = pd.factorize(pooled)
-    start = 1
-    for i, (a, (codes, keys)) in enumerate(zip(allocs, local)):
-        remap = pool_codes[start:start + len(keys)].astype(np.int64)
-        start += len(keys)
-        key_codes.append(remap[codes] if len(codes) else np.zeros(0, dtype=np.int64))
-        dump_codes.append(np.full(len(a), i, dtype=np.int32))
-        stamp = np.datetime64(int(a.time.timestamp()), "s") if a.time is not None else np.datetime64("NaT")
-        times.append(np.full(len(a), stamp, dtype="datetime64[ns]"))
-        for c in parts:
-            parts[c].append(a.columns[c])
-
-    def cat(arrs: List[np.ndarray], dtype: Any) -> np.ndarray:
-        return np.concatenate(arrs).astype(dtype, copy=False) if arrs else np.zeros(0, dtype=dtype)
-
-    all_keys = np.asarray(pool, dtype=object)
-    labels = np.array(classifier.labels(all_keys)[0], dtype=object)
-    label_codes, label_values = pd.factorize(labels)
-    kcodes = cat(key_codes, np.int64)
-    kinds = cat(parts["kind"], np.uint8)
-    kind_cats = [BLOCK_KIND_NAMES[c] for c in sorted(BLOCK_KIND_NAMES)]
-    return pd.DataFrame(
-        {
-            "dump": pd.Categorical.from_codes(dump_index.get_indexer(paths)[cat(dump_codes, np.int32)], categories=dump_index),
-            "time": pd.DatetimeIndex(cat(times, "datetime64[ns]")).tz_localize("UTC"),
-            "heap": cat(parts["heap"], np.uint64),
-            "address": cat(parts["address"], np.uint64),
-            "user_address": cat(parts["user_address"], np.uint64),
-            "user_size": cat(parts["user_size"], np.uint64),
-            "kind": kinds,
-            "kind_name": pd.Categorical.from_codes(kinds.astype(np.int64), categories=pd.Index(kind_cats, dtype=object)),
-            "stack_id": cat(parts["stack_id"], np.int32),
-            "stack_key": pd.Categorical.from_codes(kcodes, categories=pd.Index(all_keys, dtype=object)),
-            "top_frame": pd.Categorical.from_codes(label_codes[kcodes], categories=pd.Index(np.asarray(label_values, dtype=object), dtype=object)),
-        },
-        columns=BLOCK_COLUMNS,
-    )
-
-
-def _stack_count(a: DumpAllocations) -> int:
-    """Distinct stack keys that hold blocks (code 0 is the no-stack group)."""
-    codes = a.key_codes()[0]
-    return int(len(np.unique(codes[codes != 0])))
+def _stack_count(a: Allocations) -> int:
+    """Distinct stack keys that hold blocks (without the no-stack group)."""
+    g = group(a, "stack")
+    used = np.unique(g.codes)
+    return int(sum(1 for c in used if g.keys[c] != NO_STACK))
 
 
 class ScanResult:
@@ -146,10 +57,10 @@ class ScanResult:
         import pandas as pd
 
         self._records = list(records)
-        self._allocs: Dict[int, DumpAllocations] = {
-            i: DumpAllocations.from_scan_record(r) for i, r in enumerate(self._records) if r.get("error") is None
+        self._allocs: Dict[int, Allocations] = {
+            i: Allocations.from_record(r) for i, r in enumerate(self._records) if r.get("error") is None
         }
-        self.blocks: pd.DataFrame = blocks_frame(list(self._allocs.values()), classifier)
+        self.blocks: pd.DataFrame = frame(list(self._allocs.values()), classifier)
         rows = []
         for i, r in enumerate(self._records):
             a = self._allocs.get(i)
@@ -159,7 +70,7 @@ class ScanResult:
                     "time": pd.Timestamp(a.time) if a is not None and a.time is not None else pd.NaT,
                     "pid": r.get("pid"),
                     "blocks": len(a) if a is not None else 0,
-                    "bytes": int(a.columns["user_size"].sum()) if a is not None else 0,
+                    "bytes": int(a.table["user_size"].sum()) if a is not None else 0,
                     "stacks": _stack_count(a) if a is not None else 0,
                     "error_kind": r.get("error_kind") if a is None else None,
                     "error": r.get("error") if a is None else None,
@@ -179,7 +90,7 @@ class ScanResult:
         """Every dump path, in input order."""
         return [r["path"] for r in self._records]
 
-    def allocations(self) -> List[DumpAllocations]:
+    def allocations(self) -> List[Allocations]:
         """The readable dumps' allocations, in input order."""
         return [self._allocs[i] for i in sorted(self._allocs)]
 
@@ -189,7 +100,7 @@ class ScanResult:
 
     def growth(self, **kwargs: Any) -> "pd.DataFrame":
         """:func:`ntheap.growth` over the readable dumps."""
-        from .analysis import growth
+        from .timeline import growth
 
         kwargs.setdefault("errors", "ignore")
         return growth(self.allocations(), **kwargs)
@@ -197,17 +108,23 @@ class ScanResult:
     def diff(self, old: Union[int, str] = 0, new: Union[int, str] = -1, **kwargs: Any) -> "pd.DataFrame":
         """:func:`ntheap.diff` between two readable dumps, by position or path (default: the
         first and the last)."""
-        from .analysis import diff
+        from .timeline import diff
 
         return diff(self._pick(old), self._pick(new), **kwargs)
 
     def top_stacks(self, dump: Union[int, str] = -1, **kwargs: Any) -> "pd.DataFrame":
         """:func:`ntheap.top_stacks` of one readable dump, by position or path (default: the last)."""
-        from .analysis import top_stacks
+        from .aggregate import top_stacks
 
         return top_stacks(self._pick(dump), **kwargs)
 
-    def _pick(self, which: Union[int, str]) -> DumpAllocations:
+    def top_types(self, dump: Union[int, str] = -1, **kwargs: Any) -> "pd.DataFrame":
+        """:func:`ntheap.top_types` of one readable dump, by position or path (default: the last)."""
+        from .aggregate import top_types
+
+        return top_types(self._pick(dump), **kwargs)
+
+    def _pick(self, which: Union[int, str]) -> Allocations:
         ok = self.allocations()
         if isinstance(which, int):
             if not ok:
@@ -244,11 +161,12 @@ class ScanResult:
 
 
 def scan(paths: Union[PathLike, Iterable[PathLike]], workers: Optional[int] = None, progress: Optional[bool] = True,
-         symbol_path: Optional[str] = None) -> ScanResult:
+         symbol_path: Optional[str] = None, image_path: Optional[str] = None) -> ScanResult:
     """Read many dumps in parallel (Rust threads, GIL released) into one :class:`ScanResult`.
 
     ``paths`` is a path, a folder (every ``*.dmp`` in it, by name) or a list of either.
-    ``workers`` caps the threads (default: one per core). A tqdm progress bar goes to stderr
+    ``workers`` caps the threads (default: one per core). Each dump's allocations get their
+    stack, C++ type and content class (``image_path`` as in :class:`ntheap.Dump`). A tqdm progress bar goes to stderr
     while the scan runs when ``progress`` is true (None: only when stderr is a terminal). A dump that fails is reported in
     ``.errors`` with its exception's class name and message; the others go on.
 
@@ -257,4 +175,5 @@ def scan(paths: Union[PathLike, Iterable[PathLike]], workers: Optional[int] = No
         >>> res.summary  # doctest: +SKIP
     """
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
-    return ScanResult(run_scan(expand_paths(items), workers=workers, progress=progress, symbol_path=symbol_path))
+    return ScanResult(run_scan(expand_paths(items), workers=workers, progress=progress, symbol_path=symbol_path,
+                               image_path=image_path))

@@ -8,11 +8,12 @@ and each distinct frame address symbolized once in Rust.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
 from . import _core
+from .frames import FrameClassifier
 from .table import Table
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,6 +64,55 @@ class StackTable:
         self._u_source: np.ndarray = columns["unique_source"]
         self._problems: Dict[str, Any] = dict(columns["problems"])
 
+    @classmethod
+    def from_keys(cls, keys: "Sequence[str]") -> "StackTable":
+        """A table of stacks known only by their keys (frame texts joined with "\\n", innermost
+        first): each frame's module, symbol and offset are read back from its text
+        (:func:`ntheap.frames.split_frame`); addresses are unknown (0). For hand-made data and
+        keys saved elsewhere; a dump's own table comes from ``Dump.stacks()``."""
+        import re
+
+        from .frames import split_frame
+
+        texts: List[str] = []
+        index: Dict[str, int] = {}
+        frame_index: List[int] = []
+        offsets = [0]
+        for key in keys:
+            frames = [f for f in str(key).split("\n") if f.strip()] if key else []
+            for f in frames:
+                frame_index.append(index.setdefault(f, len(index)))
+                if index[f] == len(texts):
+                    texts.append(f)
+            offsets.append(len(frame_index))
+        modules, symbols, offs = [], [], []
+        for t in texts:
+            module, symbol = split_frame(t)
+            m = re.search(r"\+(?:0x)?([0-9a-f`]+)$", t.strip(), re.IGNORECASE)
+            modules.append(module or None)
+            symbols.append(symbol or None)
+            offs.append(int(m.group(1).replace("`", ""), 16) if m and module else 0)
+        n = len(texts)
+        empty_problems: Dict[str, Any] = {k: np.zeros(0, dtype=np.uint64) for k in ("trace_entry", "heap", "block")}
+        empty_problems.update({"block_count": np.zeros(0, dtype=np.uint64), "kind": np.zeros(0, dtype=np.uint8),
+                               "stack_id": np.zeros(0, dtype=np.int32), "detail": []})
+        return cls({
+            "offsets": np.asarray(offsets, dtype=np.uint32),
+            "depth": np.diff(np.asarray(offsets, dtype=np.int64)).astype(np.uint16),
+            "frame_address": np.zeros(len(frame_index), dtype=np.uint64),
+            "trace_entry": np.zeros(len(keys), dtype=np.uint64),
+            "frame_index": np.asarray(frame_index, dtype=np.uint32),
+            "keys": list(keys),
+            "unique_address": np.zeros(n, dtype=np.uint64),
+            "unique_module": modules,
+            "unique_symbol": symbols,
+            "unique_offset": np.asarray(offs, dtype=np.uint64),
+            "unique_text": texts,
+            "unique_jit_or_unknown": np.array([m is None for m in modules], dtype=bool),
+            "unique_source": np.zeros(n, dtype=np.uint8),
+            "problems": empty_problems,
+        })
+
     def __len__(self) -> int:
         return len(self.depth)
 
@@ -90,6 +140,12 @@ class StackTable:
         of the same process (same modules, same symbols).
         """
         return self._keys
+
+    def callers(self, classifier: Optional[FrameClassifier] = None) -> "tuple[List[str], List[str]]":
+        """Per stack: the text and module of its first frame past the allocator (see
+        :mod:`ntheap.frames`), judged on the frames' module, symbol and offset."""
+        return (classifier or FrameClassifier()).callers(self._u_module, self._u_symbol, self._u_offset, self._u_text,
+                                                          self._frame_index, self.offsets)
 
     def frames(self) -> Table:
         """Every frame of every stack, one row each (long form).
@@ -155,13 +211,11 @@ class StackTable:
         memory (the first past the allocator) and their frames."""
         import html
 
-        from .analysis import FrameClassifier
-
         head = f"<p><b>{html.escape(repr(self))}</b></p>"
         if not len(self):
             return head + "<p>No allocation stacks: the process ran without +ust, or its trace database is not in the dump.</p>"
         shown = min(len(self), 20)
-        callers = FrameClassifier().labels(self._keys[:shown])[0]
+        callers = self.callers()[0]
         rows = "".join(
             f"<tr><td>{i}</td><td>{int(self.depth[i])}</td><td><code>{html.escape(callers[i])}</code></td>"
             f"<td><pre style='margin:0'>{html.escape(str(self._keys[i]))}</pre></td></tr>"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Any, Dict, List
 
 import numpy as np
 
@@ -46,8 +46,16 @@ def protect_name(value: int) -> str:
 def decode(table: Dict[int, str]):  # type: ignore[no-untyped-def]
     """A column decoder that maps values through ``table`` (unknown values as hex, 0 as "")."""
 
-    def run(col: np.ndarray) -> List[str]:
-        return [table.get(int(v), f"{int(v):#x}" if v else "") for v in col]
+    def name(v: int) -> str:
+        return table.get(v, f"{v:#x}" if v else "")
+
+    def run(col: np.ndarray) -> Any:
+        col = np.asarray(col)
+        if col.dtype.kind in "ui" and len(col) and 0 <= int(col.min()) and int(col.max()) < 0x10000:
+            lut = np.empty(int(col.max()) + 1, dtype=object)
+            lut[:] = [name(i) for i in range(len(lut))]
+            return lut[col.astype(np.intp)]
+        return [name(int(v)) for v in col]
 
     return run
 

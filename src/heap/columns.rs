@@ -7,7 +7,10 @@
 //! `docs/block-model.md`. Adding a column is one line here.
 //!
 //! Each column is a plain `Vec` so that the Python layer can move it into a numpy array without a
-//! copy. Rows are appended in walk order: heap by heap, and within a heap segment by segment in
+//! copy. Facts that repeat over runs of rows are not stored per row: a row's heap and segment
+//! follow from [`crate::heap::HeapInfo::blocks`] and [`crate::heap::HeapReport::segment_runs`],
+//! and the few rows with an `_RTL_STACK_TRACE_ENTRY` are in [`Traces`]. The Python layer turns
+//! them back into columns on demand (`heap`, `segment`, `stack_trace_entry`). Rows are appended in walk order: heap by heap, and within a heap segment by segment in
 //! address order, then the heap's virtual blocks in list order. A container row is immediately
 //! followed by its descendants (pre-order), see `docs/block-model.md`.
 //! [`crate::heap::HeapInfo::blocks`] and [`crate::heap::SegmentInfo::blocks`] give each heap's
@@ -225,6 +228,66 @@ impl NotDecoded {
     }
 }
 
+/// Columns of `Dump.blocks()` that are not stored per row but derived on request: `heap` and
+/// `segment` from the row runs of the walk, `stack_trace_entry` from [`Traces`].
+pub const DERIVED_COLUMNS: [ColumnSpec; 3] = [
+    ColumnSpec { name: "heap", dtype: "uint64", doc: "The owning heap's address." },
+    ColumnSpec {
+        name: "segment",
+        dtype: "uint64",
+        doc: "NT heap: the owning `_HEAP_SEGMENT` (the heap itself for its first segment); segment heap: the page \
+              segment; 0 for rows in no segment (virtual blocks, large blocks, page-heap blocks).",
+    },
+    ColumnSpec {
+        name: "stack_trace_entry",
+        dtype: "uint64",
+        doc: "The row's `_RTL_STACK_TRACE_ENTRY` (`+ust`, or page heap); 0 if none.",
+    },
+];
+
+/// The `_RTL_STACK_TRACE_ENTRY` of the rows that have one (`+ust`, page heap), by row; sparse,
+/// because most rows of most dumps have none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Traces {
+    /// Rows with a trace, ascending.
+    pub rows: Vec<u32>,
+    /// Their trace entries.
+    pub entries: Vec<u64>,
+}
+
+impl Traces {
+    /// The trace of `row`, 0 if none.
+    pub fn of(&self, row: usize) -> u64 {
+        u32::try_from(row).ok().and_then(|r| self.rows.binary_search(&r).ok()).map_or(0, |i| self.entries[i])
+    }
+
+    /// Every row's trace as one column of `n` rows (0 where none).
+    pub fn column(&self, n: usize) -> Vec<u64> {
+        let mut v = vec![0; n];
+        for (&r, &e) in self.rows.iter().zip(&self.entries) {
+            if let Some(x) = v.get_mut(r as usize) {
+                *x = e;
+            }
+        }
+        v
+    }
+
+    /// Rows with a trace and their entries, in row order.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.rows.iter().map(|&r| r as usize).zip(self.entries.iter().copied())
+    }
+
+    /// Number of rows with a trace.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether no row has a trace.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
 /// One column of the schema: its name, numpy dtype and meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ColumnSpec {
@@ -251,12 +314,29 @@ pub enum AnyColumn {
     Bool(Vec<bool>),
 }
 
+/// A borrowed column with its element type (a view of a column held elsewhere, e.g. by numpy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnyColumnRef<'a> {
+    /// `uint64`.
+    U64(&'a [u64]),
+    /// `uint32`.
+    U32(&'a [u32]),
+    /// `uint8`.
+    U8(&'a [u8]),
+    /// `int32`.
+    I32(&'a [i32]),
+    /// `bool`.
+    Bool(&'a [bool]),
+}
+
 /// The numpy dtype name and [`AnyColumn`] wrapping of a column element type.
 pub trait ColumnType: Copy + Sized {
     /// numpy dtype name.
     const DTYPE: &'static str;
     /// Wrap a whole column.
     fn wrap(v: Vec<Self>) -> AnyColumn;
+    /// Unwrap a borrowed column of this type.
+    fn unwrap_ref(c: AnyColumnRef<'_>) -> Option<&[Self]>;
 }
 
 macro_rules! column_type {
@@ -265,6 +345,12 @@ macro_rules! column_type {
             const DTYPE: &'static str = $name;
             fn wrap(v: Vec<Self>) -> AnyColumn {
                 AnyColumn::$variant(v)
+            }
+            fn unwrap_ref(c: AnyColumnRef<'_>) -> Option<&[Self]> {
+                match c {
+                    AnyColumnRef::$variant(s) => Some(s),
+                    _ => None,
+                }
             }
         }
     };
@@ -290,6 +376,37 @@ macro_rules! block_columns {
         #[derive(Debug, Clone, Default, PartialEq, Eq)]
         pub struct BlockColumns {
             $( $(#[doc = $doc])+ pub $name: Vec<$ty>, )*
+        }
+
+        /// Borrowed block columns (of a [`BlockColumns`], or of arrays owned elsewhere).
+        #[derive(Debug, Clone, Copy)]
+        pub struct BlockRefs<'a> {
+            $( $(#[doc = $doc])+ pub $name: &'a [$ty], )*
+        }
+
+        impl<'a> BlockRefs<'a> {
+            /// Borrow every column by name from `get`; `None` when one is missing, has another
+            /// type, or the lengths differ.
+            pub fn from_columns(mut get: impl FnMut(&'static str) -> Option<AnyColumnRef<'a>>) -> Option<BlockRefs<'a>> {
+                let r = BlockRefs { $( $name: <$ty as ColumnType>::unwrap_ref(get(stringify!($name))?)?, )* };
+                let lens = [ $( r.$name.len(), )* ];
+                lens.windows(2).all(|w| w[0] == w[1]).then_some(r)
+            }
+
+            /// Number of rows.
+            pub fn len(&self) -> usize {
+                self.address.len()
+            }
+
+            /// Whether there are no rows.
+            pub fn is_empty(&self) -> bool {
+                self.address.is_empty()
+            }
+
+            /// Row `i`, if it exists.
+            pub fn row(&self, i: usize) -> Option<BlockRow> {
+                (i < self.len()).then(|| BlockRow { $( $name: self.$name[i], )* })
+            }
         }
 
         /// Every column of [`BlockColumns`], in order: name, numpy dtype, meaning.
@@ -325,6 +442,44 @@ macro_rules! block_columns {
                 $( self.$name[i] = r.$name; )*
             }
 
+            /// Append the rows of every chunk of `chunks`, in order (a chunk's parents were
+            /// numbered from 0 in the chunk and get its offset added), copying the columns in parallel: one rayon task per column.
+            /// Returns the index each chunk's first row got.
+            pub fn append_chunks(&mut self, chunks: &[&BlockColumns]) -> Vec<usize> {
+                let mut offsets = Vec::with_capacity(chunks.len());
+                let mut at = self.len();
+                for c in chunks {
+                    offsets.push(at);
+                    at += c.len();
+                }
+                let total = at - self.len();
+                rayon::scope(|s| {
+                    $(
+                        let col = &mut self.$name;
+                        s.spawn(move |_| {
+                            col.reserve(total);
+                            for c in chunks {
+                                col.extend_from_slice(&c.$name);
+                            }
+                        });
+                    )*
+                });
+                for (c, &offset) in chunks.iter().zip(&offsets) {
+                    let add = i32::try_from(offset).unwrap_or(i32::MAX);
+                    for p in &mut self.parent[offset..offset + c.len()] {
+                        if *p >= 0 {
+                            *p = p.saturating_add(add);
+                        }
+                    }
+                }
+                offsets
+            }
+
+            /// Borrow every column.
+            pub fn refs(&self) -> BlockRefs<'_> {
+                BlockRefs { $( $name: &self.$name, )* }
+            }
+
             /// A copy of rows `r` (one memcpy per column).
             pub fn slice(&self, r: Range<usize>) -> BlockColumns {
                 BlockColumns { $( $name: self.$name[r.clone()].to_vec(), )* }
@@ -344,11 +499,6 @@ macro_rules! block_columns {
 }
 
 block_columns! {
-    /// The owning heap's address.
-    heap: u64,
-    /// NT heap: the owning `_HEAP_SEGMENT` (the heap itself for its first segment; 0 for virtual
-    /// blocks). Segment heap: the page segment (0 for large blocks). Page heap: 0.
-    segment: u64,
     /// Start of the row: a block's header (x64 back end: including its 8
     /// `PreviousBlockPrivateData` bytes). A virtual block's `BusyBlock` (entry + 0x18 / + 0x30),
     /// as WinDbg lists it. An unparsed row's first byte.
@@ -371,8 +521,6 @@ block_columns! {
     unused_bytes: u32,
     /// 0, or the `CorruptionKind` code of a problem found with this row (`corruption_name`).
     corruption: u8,
-    /// The row's `_RTL_STACK_TRACE_ENTRY` (`+ust`, or page heap); 0 if none.
-    stack_trace_entry: u64,
     /// Row index of the container, −1 at top level.
     parent: i32,
     /// Nesting depth: 0 at top level, the parent's level + 1 below.
@@ -389,8 +537,6 @@ impl BlockRow {
     /// A top-level row of `kind` with everything else zero; `is_allocation` follows `busy`.
     pub fn top(kind: BlockKind, busy: bool) -> BlockRow {
         BlockRow {
-            heap: 0,
-            segment: 0,
             address: 0,
             user_address: 0,
             size: 0,
@@ -400,7 +546,6 @@ impl BlockRow {
             flags: 0,
             unused_bytes: 0,
             corruption: 0,
-            stack_trace_entry: 0,
             parent: -1,
             level: 0,
             is_allocation: kind.is_allocation(busy),
@@ -487,7 +632,7 @@ mod tests {
     #[test]
     fn schema_lists_every_column_once() {
         let names: Vec<_> = BLOCK_SCHEMA.iter().map(|c| c.name).collect();
-        assert_eq!(names.len(), 16);
+        assert_eq!(names.len(), 13);
         assert!(names.contains(&"is_allocation") && names.contains(&"parent"));
         let mut sorted = names.clone();
         sorted.sort_unstable();

@@ -484,6 +484,15 @@ struct Container {
     not_decoded: Option<(NotDecoded, String)>,
 }
 
+/// What the walk of one container found, to record in the plan's [`SubsegmentInfo`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SubsegmentUpdate {
+    ss: usize,
+    row: usize,
+    counts: Option<(u32, u64, u32)>,
+    not_decoded: Option<NotDecoded>,
+}
+
 /// The LFH of one heap, ready for the back-end walk to meet its containers.
 #[derive(Debug, Clone)]
 pub(crate) struct LfhPlan {
@@ -723,21 +732,24 @@ impl LfhPlan {
     }
 
     /// Append the children of container `i`, whose row is `at`. Returns the `not_decoded`
-    /// reason to set on the container row.
+    /// reason to set on the container row, and what the walk learnt about the subsegment (the
+    /// caller applies it with [`Self::apply`]: the plan is shared by the walks of all segments).
     pub(crate) fn emit_children(
-        &mut self,
+        &self,
         mem: &AddressSpace,
         i: u32,
         at: &Placed,
         sink: &mut RowSink<'_>,
         rec: &mut Recorder<'_>,
-    ) -> Option<NotDecoded> {
-        let Some((ub, c)) = self.containers.get(i as usize).cloned() else { return Some(NotDecoded::Orphan) };
-        self.info.subsegments[c.ss].row = Some(at.index);
+    ) -> (Option<NotDecoded>, Option<SubsegmentUpdate>) {
+        let Some((ub, c)) = self.containers.get(i as usize).cloned() else { return (Some(NotDecoded::Orphan), None) };
+        let mut update = SubsegmentUpdate { ss: c.ss, row: at.index, counts: None, not_decoded: None };
         if let Some((why, _)) = c.not_decoded {
-            return Some(why);
+            return (Some(why), Some(update));
         }
-        let (Some(g), Some(l)) = (c.geometry, self.layout) else { return Some(NotDecoded::Corrupt) };
+        let (Some(g), Some(l)) = (c.geometry, self.layout) else {
+            return (Some(NotDecoded::Corrupt), Some(update));
+        };
         let (start, end) = at.extent;
         let blocks_start = ub.wrapping_add(g.first);
         let last_end = g
@@ -753,8 +765,8 @@ impl LfhPlan {
                 g.count, g.block_bytes
             );
             rec.record(ub, CorruptionKind::BadLfhContainer, why);
-            self.info.subsegments[c.ss].not_decoded = Some(NotDecoded::Corrupt);
-            return Some(NotDecoded::Corrupt);
+            update.not_decoded = Some(NotDecoded::Corrupt);
+            return (Some(NotDecoded::Corrupt), Some(update));
         }
         let child = |kind: BlockKind, address: u64, size: u64| at.child(kind, address, size);
         sink.push(child(BlockKind::Overhead, start, blocks_start - start));
@@ -763,14 +775,14 @@ impl LfhPlan {
         for n in 0..g.count {
             let blk = blocks_start + n * g.stride;
             let mut r = child(BlockKind::LfhBlock, blk, g.block_bytes);
-            self.decode_block(mem, l, ub, blk, n, &bitmap, &mut r, rec);
+            let trace = self.decode_block(mem, l, ub, blk, n, &bitmap, &mut r, rec);
             if r.busy {
                 counts.0 += 1;
                 counts.1 = counts.1.saturating_add(r.user_size);
             } else {
                 counts.2 += 1;
             }
-            sink.push(r);
+            sink.push_traced(r, trace);
             let next = if n + 1 < g.count { blk + g.stride } else { end };
             let blk_end = blk + g.block_bytes;
             if next > blk_end {
@@ -780,19 +792,34 @@ impl LfhPlan {
         if g.count == 0 && end > blocks_start {
             sink.push(child(BlockKind::Overhead, blocks_start, end - blocks_start));
         }
-        let s = &mut self.info.subsegments[c.ss];
-        (s.busy, s.busy_bytes, s.free) = counts;
-        if l.model == LfhModel::Win7 && u64::from(s.free_count_field) + u64::from(s.busy) != u64::from(s.block_count) {
+        let s = &self.info.subsegments[c.ss];
+        if l.model == LfhModel::Win7 && u64::from(s.free_count_field) + u64::from(counts.0) != u64::from(s.block_count)
+        {
             rec.record(
                 s.address,
                 CorruptionKind::Inconsistent,
                 format!(
                     "subsegment {:#x}: {} busy blocks, AggregateExchg.Depth {} free, BlockCount {}",
-                    s.address, s.busy, s.free_count_field, s.block_count
+                    s.address, counts.0, s.free_count_field, s.block_count
                 ),
             );
         }
-        None
+        update.counts = Some(counts);
+        (None, Some(update))
+    }
+
+    /// Record what the walk learnt about a subsegment; `offset` is added to its row (the walk
+    /// of one segment numbers its rows from 0 when segments are walked in parallel).
+    pub(crate) fn apply(&mut self, u: &SubsegmentUpdate, offset: usize) {
+        if let Some(s) = self.info.subsegments.get_mut(u.ss) {
+            s.row = Some(u.row + offset);
+            if let Some(nd) = u.not_decoded {
+                s.not_decoded = Some(nd);
+            }
+            if let Some((busy, bytes, free)) = u.counts {
+                (s.busy, s.busy_bytes, s.free) = (busy, bytes, free);
+            }
+        }
     }
 
     /// The busy bitmap of a container (8.1+), one bool per block; `None` when not readable.
@@ -804,7 +831,8 @@ impl LfhPlan {
         Some((0..count as usize).map(|i| bytes[i / 8] >> (i % 8) & 1 == 1).collect())
     }
 
-    /// Fill a block row: busy state, user span, unused bytes, +ust trace, E2 check.
+    /// Fill a block row: busy state, user span, unused bytes, E2 check; returns its +ust trace
+    /// entry (0 if none).
     #[allow(clippy::too_many_arguments)]
     fn decode_block(
         &self,
@@ -816,15 +844,16 @@ impl LfhPlan {
         bitmap: &Option<Vec<bool>>,
         r: &mut BlockRow,
         rec: &mut Recorder<'_>,
-    ) {
+    ) -> u64 {
         let a = self.arch;
+        let mut trace_entry = 0;
         let header = mem.read(blk, l.block_header).ok();
         let Some(header) = header else {
             // The header is not captured: the bitmap alone says whether it is busy.
             r.busy = bitmap.as_ref().is_some_and(|b| b[n as usize]);
             r.corruption = CorruptionKind::NotCaptured.code();
             r.is_allocation = BlockKind::LfhBlock.is_allocation(r.busy);
-            return;
+            return 0;
         };
         let unused_byte = header[usize::from(l.block_unused_bytes)];
         let code = u32::from_le_bytes(header[usize::from(l.block_code)..][..4].try_into().expect("4 bytes"));
@@ -860,13 +889,13 @@ impl LfhPlan {
         r.is_allocation = BlockKind::LfhBlock.is_allocation(r.busy);
         if !r.busy {
             r.unused_bytes = u32::from(unused_byte);
-            return;
+            return 0;
         }
         let size = r.size;
         let (user_address, unused) = if self.ust && unused_byte == UNUSED_BYTES_UST_BUSY {
             let trace = mem.read_ptr(a, at(blk, l.ust_trace_pointer)).ok();
             let extra = mem.read_u16(at(blk, l.ust_extra)).ok().map(u64::from);
-            r.stack_trace_entry = trace.filter(|&t| !super::entry::is_no_trace(t)).unwrap_or(0);
+            trace_entry = trace.filter(|&t| !super::entry::is_no_trace(t)).unwrap_or(0);
             (at(blk, l.ust_user_data), extra)
         } else if unused_byte == UNUSED_BYTES_OVERFLOW {
             let v = match a {
@@ -893,6 +922,7 @@ impl LfhPlan {
                 r.unused_bytes = u32::MAX;
             }
         }
+        trace_entry
     }
 }
 

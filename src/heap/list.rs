@@ -13,8 +13,8 @@
 //! pointers, so no genuine set of lists can need more), which keeps the whole walk linear in the
 //! size of the dump.
 
-use std::cell::Cell;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::corruption::CorruptionKind;
 use crate::memory::AddressSpace;
@@ -22,26 +22,21 @@ use crate::target::Arch;
 
 /// How many list nodes the walks of one report may still visit.
 #[derive(Debug)]
-pub(crate) struct NodeBudget(Cell<u64>);
+pub(crate) struct NodeBudget(AtomicU64);
 
 impl NodeBudget {
     /// The budget for a walk over `mem`: one node per 8 captured bytes, plus slack.
     pub(crate) fn for_space(mem: &AddressSpace) -> Self {
-        NodeBudget(Cell::new(mem.captured_bytes() / 8 + 4096))
+        NodeBudget(AtomicU64::new(mem.captured_bytes() / 8 + 4096))
     }
 
     #[cfg(test)]
     pub(crate) fn new(nodes: u64) -> Self {
-        NodeBudget(Cell::new(nodes))
+        NodeBudget(AtomicU64::new(nodes))
     }
 
     pub(crate) fn take(&self) -> bool {
-        let left = self.0.get();
-        if left == 0 {
-            return false;
-        }
-        self.0.set(left - 1);
-        true
+        self.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(1)).is_ok()
     }
 }
 

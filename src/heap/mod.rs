@@ -15,10 +15,11 @@
 //! in the size of the dump however the heap lists are crafted. [`walk`] fails only when the
 //! process's PEB cannot be read at all (then there is no heap list to start from).
 //!
-//! Out of scope for now: the LFH front end (its UserBlocks containers are reported as
-//! [`BlockKind::LfhContainer`] rows), segment heaps (listed, not walked) and page heap. The stack
-//! traces that `+ust` blocks point to are read by [`crate::stacks`] from the
-//! `_RTL_STACK_TRACE_ENTRY` addresses in [`BlockColumns::stack_trace_entry`].
+//! Besides the NT back end, the walk decodes the LFH front end ([`lfh`]: UserBlocks containers and
+//! the blocks inside them), segment heaps ([`segment_heap`]) and page heaps ([`page_heap`]); rows
+//! nest (a container, then its children, see docs/block-model.md). The stack traces that `+ust`
+//! blocks point to are read by [`crate::stacks`] from the `_RTL_STACK_TRACE_ENTRY` addresses in
+//! [`HeapReport::traces`].
 
 pub mod columns;
 pub mod corruption;
@@ -39,7 +40,10 @@ pub(crate) mod testing;
 
 use std::ops::Range;
 
-pub use columns::{AnyColumn, BlockColumns, BlockKind, BlockRow, ColumnSpec, NotDecoded, BLOCK_SCHEMA};
+pub use columns::{
+    AnyColumn, AnyColumnRef, BlockColumns, BlockKind, BlockRefs, BlockRow, ColumnSpec, NotDecoded, Traces,
+    BLOCK_SCHEMA, DERIVED_COLUMNS,
+};
 pub use corruption::{Corruption, CorruptionKind};
 pub use discover::{discover, ChosenBy, Discovery, HeapKind, HeapRef, LayoutChoice};
 pub use segment::{SegmentInfo, UcrRange};
@@ -144,6 +148,8 @@ pub struct HeapInfo {
     pub segments: Vec<SegmentInfo>,
     /// The `VirtualAllocdBlocks` entries, in list order.
     pub virtual_blocks: Vec<VirtualBlockInfo>,
+    /// For each of `virtual_blocks`, its row in [`HeapReport::blocks`].
+    pub virtual_rows: Vec<usize>,
     /// The LFH front end, when `FrontEndHeapType` is 2.
     pub lfh: Option<lfh::LfhInfo>,
     /// For a page heap: what its root says.
@@ -158,6 +164,8 @@ pub struct HeapInfo {
     pub blocks: Range<usize>,
     /// Corruption records for this heap, including any beyond the stored cap.
     pub corruption_count: usize,
+    /// Free back-end blocks the walk met: (count, bytes).
+    pub free_blocks: (u64, u64),
     /// `!heap -s` numbers.
     pub summary: HeapSummary,
 }
@@ -186,6 +194,7 @@ impl HeapInfo {
             lock_contention: None,
             segments: Vec::new(),
             virtual_blocks: Vec::new(),
+            virtual_rows: Vec::new(),
             lfh: None,
             page_heap: None,
             page_heap_owner: r.page_heap_owner,
@@ -193,6 +202,7 @@ impl HeapInfo {
             not_walked: None,
             blocks: 0..0,
             corruption_count: 0,
+            free_blocks: (0, 0),
             summary: HeapSummary::default(),
         }
     }
@@ -209,6 +219,14 @@ pub struct HeapReport {
     pub corruption: Vec<Corruption>,
     /// The LFH key of each process half that has LFH containers.
     pub lfh_keys: Vec<LfhKeyReport>,
+    /// The `_RTL_STACK_TRACE_ENTRY` of the rows that have one.
+    pub traces: Traces,
+    /// What could not be attributed, per heap (see [`summary::warnings`]).
+    pub warnings: Vec<summary::Warning>,
+    /// Runs of rows that belong to one segment (NT: a `_HEAP_SEGMENT`; segment heap: a page
+    /// segment), ascending and disjoint: `(rows, segment address)`. A row in no run has no
+    /// segment (virtual blocks, large blocks, page-heap blocks).
+    pub segment_runs: Vec<(Range<usize>, u64)>,
 }
 
 impl HeapReport {
@@ -217,22 +235,48 @@ impl HeapReport {
         self.heaps.iter().find(|h| h.address == address)
     }
 
+    /// The heap (its index in [`Self::heaps`]) that row `row` belongs to.
+    pub fn heap_of_row(&self, row: usize) -> Option<usize> {
+        let i = self.heaps.partition_point(|h| h.blocks.end <= row);
+        self.heaps.get(i).filter(|h| h.blocks.contains(&row)).map(|_| i)
+    }
+
+    /// The segment address of row `row` (0 when it is in no segment).
+    pub fn segment_of_row(&self, row: usize) -> u64 {
+        let i = self.segment_runs.partition_point(|r| r.0.end <= row);
+        self.segment_runs.get(i).filter(|r| r.0.contains(&row)).map_or(0, |r| r.1)
+    }
+
+    /// Every row's heap address, as one column.
+    pub fn heap_column(&self) -> Vec<u64> {
+        let mut v = vec![0; self.rows()];
+        for h in &self.heaps {
+            if let Some(s) = v.get_mut(h.blocks.clone()) {
+                s.fill(h.address);
+            }
+        }
+        v
+    }
+
+    /// Every row's segment address, as one column.
+    pub fn segment_column(&self) -> Vec<u64> {
+        let mut v = vec![0; self.rows()];
+        for (rows, seg) in &self.segment_runs {
+            if let Some(s) = v.get_mut(rows.clone()) {
+                s.fill(*seg);
+            }
+        }
+        v
+    }
+
     /// The `!heap -s` style table of [`summary_table`].
     pub fn summary_table(&self) -> String {
         summary_table(self)
     }
 
-    /// For each of `heap`'s [`HeapInfo::virtual_blocks`], its row in [`Self::blocks`]. The walker
-    /// appends one [`BlockKind::Virtual`] row per entry, in list order, so the k-th virtual row of
-    /// the heap belongs to the k-th entry; `None` where that row is missing or is for another
-    /// address.
-    pub fn virtual_block_rows(&self, heap: &HeapInfo) -> Vec<Option<usize>> {
-        let b = &self.blocks;
-        // Virtual rows are top-level rows after the segments' rows, in list order; their kind may
-        // be `lfh_heap` or `lfh_container` when they hold LFH structures.
-        let mut rows = (heap.blocks.start.min(b.len())..heap.blocks.end.min(b.len()))
-            .filter(|&i| b.level[i] == 0 && b.segment[i] == 0 && b.kind[i] != BlockKind::Unparsed.code());
-        heap.virtual_blocks.iter().map(|v| rows.next().filter(|&r| b.address[r] == v.header_address)).collect()
+    /// Number of rows of the walk (also when [`Self::blocks`] has been moved elsewhere).
+    pub fn rows(&self) -> usize {
+        self.heaps.iter().map(|h| h.blocks.end).max().unwrap_or(0).max(self.blocks.len())
     }
 }
 
@@ -262,6 +306,20 @@ impl WalkState {
     }
 }
 
+/// How far a walk goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WalkDepth {
+    /// Every block of every heap (the default).
+    #[default]
+    Blocks,
+    /// A survey whose cost does not grow with the number of blocks: for NT heaps the `_HEAP`
+    /// header and counters, the segment headers and their uncommitted ranges, and the
+    /// `VirtualAllocdBlocks` list, but no block and no LFH container. Everything `!heap -s` prints
+    /// except "List length" (see [`HeapSummary::free_blocks`]). Segment heaps and page heaps are
+    /// walked as at [`WalkDepth::Blocks`]: their `!heap -s` figures are block counts.
+    Headers,
+}
+
 /// Options of a walk.
 #[derive(Debug, Clone, Default)]
 pub struct WalkOptions {
@@ -269,6 +327,8 @@ pub struct WalkOptions {
     /// GUID and age match, front-end keys are also read through their symbols
     /// (`ntdll!RtlpLFHKey`), and checked against the keys recovered from the dump.
     pub symbol_path: Option<String>,
+    /// How far to walk.
+    pub depth: WalkDepth,
 }
 
 /// The LFH key of one half of the process (its own ntdll).
@@ -309,7 +369,7 @@ pub fn walk_with(dump: &Dump, options: &WalkOptions) -> Result<HeapReport> {
             // RtlpHpHeapGlobals.LfhKey: +8 on x64, +4 on x86 (§10).
             seg_lfh_key: globals.and_then(|a| mem.read_u32(a.wrapping_add(arch.ptr_size())).ok()),
         };
-        let half = Half::prepare(mem, &heaps, build, &symbols, dump.info().regions.as_deref(), &state);
+        let half = Half::prepare(mem, &heaps, build, &symbols, dump.info().regions.as_deref(), &state, options.depth);
         if let (Some(s), Some(r)) = (half.lfh_key.symbol, half.lfh_key.recovered) {
             if s != r {
                 report.corruption.push(Corruption::new(
@@ -331,6 +391,7 @@ pub fn walk_with(dump: &Dump, options: &WalkOptions) -> Result<HeapReport> {
             report.lfh_keys.push(LfhKeyReport { wow64_32bit: wow, arch, key: half.lfh_key.clone() });
         }
     }
+    report.warnings = summary::warnings(&report);
     Ok(report)
 }
 
@@ -352,6 +413,7 @@ struct Half<'a> {
     seg_keys: segment_heap::SegmentKeys,
     regions: Option<&'a [crate::dump::Region]>,
     problems: Vec<Corruption>,
+    depth: WalkDepth,
 }
 
 impl<'a> Half<'a> {
@@ -362,9 +424,13 @@ impl<'a> Half<'a> {
         symbols: &Symbols,
         regions: Option<&'a [crate::dump::Region]>,
         state: &WalkState,
+        depth: WalkDepth,
     ) -> Half<'a> {
-        let candidates: Vec<lfh::KeyCandidate> =
-            heaps.iter().flat_map(|h| nt::lfh_key_candidates(mem, h, build, state)).collect();
+        // The LFH key is needed only to decode containers, which a survey does not.
+        let candidates: Vec<lfh::KeyCandidate> = match depth {
+            WalkDepth::Blocks => heaps.iter().flat_map(|h| nt::lfh_key_candidates(mem, h, build, state)).collect(),
+            WalkDepth::Headers => Vec::new(),
+        };
         let lfh_key = lfh::resolve_key(&candidates, symbols.lfh_key);
         let seg_plans: std::collections::HashMap<_, _> = heaps
             .iter()
@@ -373,7 +439,7 @@ impl<'a> Half<'a> {
             .collect();
         let plans: Vec<&segment_heap::SegPlan> = seg_plans.values().filter_map(|p| p.as_ref().ok()).collect();
         let (seg_keys, problems) = segment_heap::resolve_keys(&plans, symbols.seg_heap_key, symbols.seg_lfh_key);
-        Half { build, lfh_key, lfh_candidates: candidates.len(), seg_plans, seg_keys, regions, problems }
+        Half { build, lfh_key, lfh_candidates: candidates.len(), seg_plans, seg_keys, regions, problems, depth }
     }
 }
 
@@ -382,14 +448,15 @@ impl<'a> Half<'a> {
 pub fn walk_heap(mem: &AddressSpace, heap: &HeapRef, build: u32) -> HeapReport {
     let mut report = HeapReport::default();
     let mut state = WalkState::new(mem);
-    let half = Half::prepare(mem, &[heap], build, &Symbols::default(), None, &state);
+    let half = Half::prepare(mem, &[heap], build, &Symbols::default(), None, &state, WalkDepth::Blocks);
     walk_into(mem, heap, &half, &mut report, &mut state);
+    report.warnings = summary::warnings(&report);
     report
 }
 
 fn walk_into(mem: &AddressSpace, r: &HeapRef, half: &Half<'_>, report: &mut HeapReport, state: &mut WalkState) {
     let build = half.build;
-    let HeapReport { heaps, blocks, corruption, .. } = report;
+    let HeapReport { heaps, blocks, corruption, traces, segment_runs, .. } = report;
     let mut info = HeapInfo::listed(r);
     let first_row = blocks.len();
     let mut rec = Recorder::new(r.address, corruption);
@@ -409,7 +476,7 @@ fn walk_into(mem: &AddressSpace, r: &HeapRef, half: &Half<'_>, report: &mut Heap
                 HeapKind::Segment => match half.seg_plans.get(&r.address) {
                     Some(Ok(plan)) => {
                         info.status = HeapStatus::Walked;
-                        let mut sink = RowSink::new(blocks);
+                        let mut sink = RowSink::new(blocks, traces);
                         let s = segment_heap::walk(
                             mem,
                             r.address,
@@ -434,7 +501,7 @@ fn walk_into(mem: &AddressSpace, r: &HeapRef, half: &Half<'_>, report: &mut Heap
                     }
                     Ok(root) => {
                         info.status = HeapStatus::Walked;
-                        let mut sink = RowSink::new(blocks);
+                        let mut sink = RowSink::new(blocks, traces);
                         let p = page_heap::walk(mem, r.address, root, r.arch, &state.budget, &mut sink, &mut rec);
                         info.flags = mem
                             .read_u32(
@@ -456,7 +523,7 @@ fn walk_into(mem: &AddressSpace, r: &HeapRef, half: &Half<'_>, report: &mut Heap
                     Ok(choice) => {
                         info.status = HeapStatus::Walked;
                         info.layout = Some(choice);
-                        let mut sink = RowSink::new(blocks);
+                        let mut sink = RowSink::new(blocks, traces);
                         nt::walk_nt(
                             mem,
                             r,
@@ -467,6 +534,7 @@ fn walk_into(mem: &AddressSpace, r: &HeapRef, half: &Half<'_>, report: &mut Heap
                             &mut sink,
                             &mut rec,
                             state,
+                            half.depth,
                         );
                     }
                 },
@@ -475,7 +543,13 @@ fn walk_into(mem: &AddressSpace, r: &HeapRef, half: &Half<'_>, report: &mut Heap
     }
     info.corruption_count = rec.total;
     info.blocks = first_row..blocks.len();
-    info.summary = HeapSummary::compute(&info, blocks);
+    segment_runs.extend(info.segments.iter().filter(|s| !s.blocks.is_empty()).map(|s| (s.blocks.clone(), s.address)));
+    if let Some(s) = &info.segment_heap {
+        segment_runs.extend(s.segment_rows.iter().filter(|r| !r.0.is_empty()).cloned());
+    }
+    // A survey walks segment heaps and page heaps all the same (see `WalkDepth::Headers`).
+    let walked = info.status == HeapStatus::Walked && (half.depth == WalkDepth::Blocks || info.kind != HeapKind::Nt);
+    info.summary = HeapSummary::compute(&info, walked);
     heaps.push(info);
 }
 

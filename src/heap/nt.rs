@@ -16,9 +16,23 @@ use super::rows::{Placed, RowSink};
 use super::segment::{self, EntryWalker, SegmentInfo};
 use super::summary;
 use super::virtual_alloc;
-use super::{discover, HeapCounters, HeapCtx, HeapInfo, HeapRef, WalkState};
+use super::{discover, HeapCounters, HeapCtx, HeapInfo, HeapRef, WalkDepth, WalkState};
 use crate::layouts::nt_heap::{HeapLayout, HEAP_ENCODE_FLAG_MAKE_ENCODING_ENABLED};
 use crate::memory::AddressSpace;
+
+/// Committed bytes from which a heap's ranges are walked in parallel (when rayon has more than one
+/// thread): below this the threads would cost more than they save.
+const PARALLEL_MIN_BYTES: u64 = 4 << 20;
+
+/// The rows, traces, records and LFH statistics of one range walked on its own.
+#[derive(Default)]
+struct Chunk {
+    cols: super::columns::BlockColumns,
+    traces: super::columns::Traces,
+    records: Vec<super::corruption::Corruption>,
+    lfh_updates: Vec<super::lfh::SubsegmentUpdate>,
+    free: (u64, u64),
+}
 
 /// `FrontEndHeapType` of the LFH (§4.1).
 const FRONT_END_LFH: u8 = 2;
@@ -52,6 +66,7 @@ pub(crate) fn walk_nt(
     sink: &mut RowSink<'_>,
     rec: &mut Recorder<'_>,
     state: &mut WalkState,
+    depth: WalkDepth,
 ) {
     let WalkState { guard, budget } = state;
     let a = r.arch;
@@ -105,7 +120,7 @@ pub(crate) fn walk_nt(
     };
     info.lock_contention = summary::lock_contention(&ctx);
 
-    let mut lfh_plan: Option<LfhPlan> = front_end(mem, r, l).map(|fe| {
+    let lfh_plan: Option<LfhPlan> = front_end(mem, r, l).filter(|_| depth == WalkDepth::Blocks).map(|fe| {
         let c = LfhCtx { mem, arch: a, heap: r.address, front_end_heap: fe, ust: r.ust, budget };
         lfh::plan(&c, build, key, rec)
     });
@@ -127,14 +142,86 @@ pub(crate) fn walk_nt(
     }
     specials.sort_unstable_by_key(|s| s.0);
     specials.dedup();
-    let mut walker = EntryWalker::new(&ctx, &specials, lfh_plan.as_mut());
-    for s in &mut segments {
-        walker.walk_segment(s, guard, sink, rec);
+    // Which committed ranges to walk (sequential: records, the overlap guard), then the walk
+    // itself: range by range into `sink`, or in parallel into one chunk per range, appended in
+    // order (rows, traces, records and LFH statistics are the same either way).
+    let jobs: Vec<(usize, u64, u64)> = segments
+        .iter_mut()
+        .enumerate()
+        .filter_map(|(i, s)| Some((i, segment::prepare_segment(s, r.address, guard, rec)?)))
+        .flat_map(|(i, ranges)| ranges.into_iter().map(move |(a, b)| (i, a, b)))
+        .collect();
+    if depth == WalkDepth::Headers {
+        let at = sink.next_index();
+        for s in &mut segments {
+            s.blocks = at..at;
+        }
+        info.segments = segments;
+        info.virtual_blocks = virtual_alloc::walk_virtual_blocks(&ctx, rec);
+        return;
+    }
+    let committed: u64 = jobs.iter().map(|j| j.2 - j.1).sum();
+    let parallel = jobs.len() > 1 && committed >= PARALLEL_MIN_BYTES && rayon::current_num_threads() > 1;
+    let mut first_row: Vec<Option<usize>> = vec![None; segments.len()];
+    let mut end_row: Vec<usize> = vec![0; segments.len()];
+    let plan = lfh_plan.as_ref();
+    let mut updates = Vec::new();
+    if parallel {
+        use rayon::prelude::*;
+        let chunks: Vec<Chunk> = jobs
+            .par_iter()
+            .map(|&(i, a, b)| {
+                let mut chunk = Chunk::default();
+                let mut crec = Recorder::new(r.address, &mut chunk.records);
+                let mut walker = EntryWalker::new(&ctx, &specials, plan);
+                {
+                    let mut csink = RowSink::new(&mut chunk.cols, &mut chunk.traces);
+                    walker.walk_range(segments[i].address, a, b, &mut csink, &mut crec);
+                }
+                chunk.lfh_updates = walker.lfh_updates;
+                chunk.free = walker.free;
+                chunk
+            })
+            .collect();
+        let parts: Vec<(&super::columns::BlockColumns, &super::columns::Traces)> =
+            chunks.iter().map(|c| (&c.cols, &c.traces)).collect();
+        let offsets = sink.append_chunks(&parts);
+        drop(parts);
+        for ((&(i, _, _), chunk), offset) in jobs.iter().zip(chunks).zip(offsets) {
+            first_row[i].get_or_insert(offset);
+            end_row[i] = offset + chunk.cols.len();
+            for c in chunk.records {
+                rec.record(c.address, c.kind, c.detail);
+            }
+            updates.extend(chunk.lfh_updates.into_iter().map(|u| (u, offset)));
+            info.free_blocks = (info.free_blocks.0 + chunk.free.0, info.free_blocks.1.saturating_add(chunk.free.1));
+        }
+    } else {
+        let mut walker = EntryWalker::new(&ctx, &specials, plan);
+        for &(i, a, b) in &jobs {
+            let offset = sink.next_index();
+            walker.walk_range(segments[i].address, a, b, sink, rec);
+            first_row[i].get_or_insert(offset);
+            end_row[i] = sink.next_index();
+        }
+        updates.extend(walker.lfh_updates.drain(..).map(|u| (u, 0)));
+        info.free_blocks = walker.free;
+    }
+    for (i, s) in segments.iter_mut().enumerate() {
+        s.blocks = match first_row[i] {
+            Some(f) => f..end_row[i],
+            None => sink.next_index()..sink.next_index(),
+        };
+        if let Some(f) = first_row[i] {
+            let first = sink.columns().row(f);
+            segment::check_header_block(s, first, rec);
+        }
     }
     info.segments = segments;
+    let mut walker = EntryWalker::new(&ctx, &specials, plan);
     let virtual_blocks = virtual_alloc::walk_virtual_blocks(&ctx, rec);
     for v in &virtual_blocks {
-        let mut row = virtual_alloc::row(&ctx, v);
+        let mut row = virtual_alloc::row(v);
         let extent = (v.address, v.address.saturating_add(v.commit_size));
         // Every virtual block has HEAP_ENTRY_VIRTUAL_ALLOC in its BusyBlock, so unlike in a
         // segment the flag says nothing: only a structure inside makes it special.
@@ -142,13 +229,18 @@ pub(crate) fn walk_nt(
         if let Some(s) = special {
             row.set_kind(segment::special_kind(Some(s)));
         }
-        let index = sink.push(row);
+        let index = sink.push_traced(row, v.stack_trace_entry);
+        info.virtual_rows.push(index);
         if row.kind == BlockKind::LfhContainer.code() {
             walker.container(special, &Placed { index, row, extent }, sink, rec);
         }
     }
     info.virtual_blocks = virtual_blocks;
-    if let Some(p) = lfh_plan {
+    updates.extend(walker.lfh_updates.drain(..).map(|u| (u, 0)));
+    if let Some(mut p) = lfh_plan {
+        for (u, offset) in &updates {
+            p.apply(u, *offset);
+        }
         for (ub, ss) in p.unmet() {
             rec.record(
                 ub,

@@ -270,13 +270,11 @@ pub(crate) fn walk(
     nodes.sort_by_key(|n| (n.virtual_block, n.user));
     for n in nodes {
         let mut r = super::columns::BlockRow::top(BlockKind::DphBlock, n.busy);
-        r.heap = handle;
         r.address = n.virtual_block;
         r.size = n.virtual_size;
         r.user_address = n.user;
         r.user_size = n.requested;
         r.unused_bytes = u32::try_from(n.virtual_size.saturating_sub(n.requested)).unwrap_or(u32::MAX);
-        r.stack_trace_entry = if is_no_trace(n.trace) { 0 } else { n.trace };
         r.corruption = n.corruption;
         if n.busy {
             info.busy += 1;
@@ -284,7 +282,7 @@ pub(crate) fn walk(
         } else {
             info.freed += 1;
         }
-        sink.push(r);
+        sink.push_traced(r, if is_no_trace(n.trace) { 0 } else { n.trace });
     }
     info
 }
@@ -343,8 +341,7 @@ pub(crate) fn emit_normal_children(
     r.is_allocation = BlockKind::DphNormalBlock.is_allocation(busy);
     r.user_address = data;
     r.user_size = requested;
-    r.stack_trace_entry = if is_no_trace(trace) { 0 } else { trace };
-    sink.push(r);
+    sink.push_traced(r, if is_no_trace(trace) { 0 } else { trace });
     if end > data_end {
         sink.push(at_.child(BlockKind::Overhead, data_end, end - data_end));
     }

@@ -5,20 +5,34 @@
 //! ([`BlockColumns::extend_rows`]). A [`RowSink`] also knows the index the next row will get,
 //! which is what a container needs to give its children as their `parent`.
 
-use super::columns::{BlockColumns, BlockRow};
+use super::columns::{BlockColumns, BlockRow, Traces};
 
 /// Rows buffered before a flush into the columns.
 const ROW_BUFFER: usize = 1024;
 
-/// A buffered writer of rows into one [`BlockColumns`].
+/// A buffered writer of rows into one [`BlockColumns`] (and the rows' traces into [`Traces`]).
 pub(crate) struct RowSink<'c> {
     cols: &'c mut BlockColumns,
+    traces: &'c mut Traces,
     buf: Vec<BlockRow>,
 }
 
 impl<'c> RowSink<'c> {
-    pub(crate) fn new(cols: &'c mut BlockColumns) -> Self {
-        RowSink { cols, buf: Vec::with_capacity(ROW_BUFFER) }
+    pub(crate) fn new(cols: &'c mut BlockColumns, traces: &'c mut Traces) -> Self {
+        RowSink { cols, traces, buf: Vec::with_capacity(ROW_BUFFER) }
+    }
+
+    /// Append a row whose `_RTL_STACK_TRACE_ENTRY` is `trace` (0: none); returns its index.
+    #[inline]
+    pub(crate) fn push_traced(&mut self, row: BlockRow, trace: u64) -> usize {
+        let i = self.push(row);
+        if trace != 0 {
+            if let Ok(r) = u32::try_from(i) {
+                self.traces.rows.push(r);
+                self.traces.entries.push(trace);
+            }
+        }
+        i
     }
 
     /// The row index the next [`Self::push`] gets.
@@ -31,10 +45,7 @@ impl<'c> RowSink<'c> {
     #[inline]
     pub(crate) fn push(&mut self, row: BlockRow) -> usize {
         let i = self.next_index();
-        self.buf.push(row);
-        if self.buf.len() == ROW_BUFFER {
-            self.flush();
-        }
+        self.cols.push(&row);
         i
     }
 
@@ -47,6 +58,23 @@ impl<'c> RowSink<'c> {
             f(&mut r);
             self.cols.set_row(index, &r);
         }
+    }
+
+    /// Append the rows (and traces) of walks that wrote into their own columns, in order, the
+    /// columns copied in parallel; returns the index each walk's first row got.
+    pub(crate) fn append_chunks(&mut self, chunks: &[(&BlockColumns, &Traces)]) -> Vec<usize> {
+        self.flush();
+        let cols: Vec<&BlockColumns> = chunks.iter().map(|c| c.0).collect();
+        let offsets = self.cols.append_chunks(&cols);
+        for (&(_, traces), &offset) in chunks.iter().zip(&offsets) {
+            for (r, e) in traces.iter() {
+                if let Ok(row) = u32::try_from(r + offset) {
+                    self.traces.rows.push(row);
+                    self.traces.entries.push(e);
+                }
+            }
+        }
+        offsets
     }
 
     /// Move the buffered rows into the columns.
@@ -80,13 +108,11 @@ pub(crate) struct Placed {
 }
 
 impl Placed {
-    /// A child row of `kind` covering `[address, address + size)`, with the container's heap,
-    /// segment, level + 1 and parent; not busy (overhead is bookkeeping; the caller sets a
-    /// block's own state).
+    /// A child row of `kind` covering `[address, address + size)`, with level + 1 and the
+    /// container as parent; not busy (overhead is bookkeeping; the caller sets a block's own
+    /// state).
     pub(crate) fn child(&self, kind: super::columns::BlockKind, address: u64, size: u64) -> BlockRow {
         let mut r = BlockRow::top(kind, false);
-        r.heap = self.row.heap;
-        r.segment = self.row.segment;
         r.address = address;
         r.size = size;
         r.parent = i32::try_from(self.index).unwrap_or(i32::MAX);

@@ -47,7 +47,7 @@ use std::ops::Range;
 use super::columns::{BlockKind, BlockRow, NotDecoded};
 use super::corruption::{CorruptionKind, Recorder};
 use super::entry::{plain_user_span, ust_user_span, DecodedEntry, UserSpan, UNUSED_BYTES_OVERFLOW};
-use super::lfh::{LfhPlan, Special};
+use super::lfh::{LfhPlan, Special, SubsegmentUpdate};
 use super::list::walk_list;
 use super::page_heap;
 use super::rows::{Placed, RowSink};
@@ -431,62 +431,65 @@ pub(crate) struct EntryWalker<'c, 'a> {
     /// descriptors, the UCR index, LFH zones, the `_LFH_HEAP`, LFH UserBlocks).
     specials: &'c [(u64, Special)],
     /// The heap's LFH, whose containers get their children when the walk meets them.
-    lfh: Option<&'c mut LfhPlan>,
+    lfh: Option<&'c LfhPlan>,
+    /// What the walk learnt about LFH subsegments (rows relative to the sink of the walk).
+    pub(crate) lfh_updates: Vec<SubsegmentUpdate>,
+    /// Free back-end blocks met: (count, bytes), for `!heap -s`.
+    pub(crate) free: (u64, u64),
+}
+
+/// Decide whether segment `info` (header already read) is walked, and return its committed
+/// ranges: `None` (with a record) when its header makes no sense or it overlaps a segment
+/// already walked.
+pub(crate) fn prepare_segment(
+    info: &mut SegmentInfo,
+    heap: u64,
+    guard: &mut SpanGuard,
+    rec: &mut Recorder<'_>,
+) -> Option<Vec<(u64, u64)>> {
+    let end = span_end(info, rec)?;
+    if let Some((s, e, h)) = guard.claim(info.address, end, heap) {
+        rec.record(
+            info.address,
+            CorruptionKind::OutOfSegment,
+            format!(
+                "segment {:#x}..{end:#x} overlaps segment {s:#x}..{e:#x} of heap {h:#x}; not walked again",
+                info.address
+            ),
+        );
+        return None;
+    }
+    let ranges = committed_ranges(info, end, rec);
+    info.walked = true;
+    Some(ranges)
+}
+
+/// The segment-header block of a walked segment, `first` (its first row), should end exactly at
+/// `FirstEntry`.
+pub(crate) fn check_header_block(info: &SegmentInfo, first: Option<BlockRow>, rec: &mut Recorder<'_>) {
+    if let Some(r) = first {
+        if r.kind == BlockKind::SegmentHeader.code() && r.address + r.size != info.first_entry {
+            rec.record(
+                info.address,
+                CorruptionKind::Inconsistent,
+                format!(
+                    "segment header block ends at {:#x}, FirstEntry is {:#x}",
+                    r.address + r.size,
+                    info.first_entry
+                ),
+            );
+        }
+    }
 }
 
 impl<'c, 'a> EntryWalker<'c, 'a> {
-    pub(crate) fn new(ctx: &'c HeapCtx<'a>, specials: &'c [(u64, Special)], lfh: Option<&'c mut LfhPlan>) -> Self {
-        EntryWalker { ctx, cursor: Cursor::new(ctx.mem), specials, lfh }
-    }
-
-    /// Walk one segment (header already read) into `sink`.
-    pub(crate) fn walk_segment(
-        &mut self,
-        info: &mut SegmentInfo,
-        guard: &mut SpanGuard,
-        sink: &mut RowSink<'_>,
-        rec: &mut Recorder<'_>,
-    ) {
-        let first_row = sink.next_index();
-        info.blocks = first_row..first_row;
-        let Some(end) = span_end(info, rec) else { return };
-        if let Some((s, e, h)) = guard.claim(info.address, end, self.ctx.heap) {
-            rec.record(
-                info.address,
-                CorruptionKind::OutOfSegment,
-                format!(
-                    "segment {:#x}..{end:#x} overlaps segment {s:#x}..{e:#x} of heap {h:#x}; not walked again",
-                    info.address
-                ),
-            );
-            return;
-        }
-        let ranges = committed_ranges(info, end, rec);
-        info.walked = true;
-        for (start, stop) in ranges {
-            self.walk_range(info.address, start, stop, sink, rec);
-        }
-        info.blocks = first_row..sink.next_index();
-        // The segment-header block should end exactly at FirstEntry.
-        if let Some(r) = sink.columns().row(first_row) {
-            if r.kind == BlockKind::SegmentHeader.code() && r.address + r.size != info.first_entry {
-                rec.record(
-                    info.address,
-                    CorruptionKind::Inconsistent,
-                    format!(
-                        "segment header block ends at {:#x}, FirstEntry is {:#x}",
-                        r.address + r.size,
-                        info.first_entry
-                    ),
-                );
-            }
-        }
+    pub(crate) fn new(ctx: &'c HeapCtx<'a>, specials: &'c [(u64, Special)], lfh: Option<&'c LfhPlan>) -> Self {
+        EntryWalker { ctx, cursor: Cursor::new(ctx.mem), specials, lfh, lfh_updates: Vec::new(), free: (0, 0) }
     }
 
     fn gap_row(&self, segment: u64, from: u64, to: u64, kind: CorruptionKind) -> BlockRow {
+        let _ = segment;
         let mut r = BlockRow::top(BlockKind::Unparsed, false);
-        r.heap = self.ctx.heap;
-        r.segment = segment;
         r.address = from;
         r.size = to - from;
         r.corruption = kind.code();
@@ -498,12 +501,18 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
     /// The loop body is the hot path of the whole crate: one 16-byte load, one XOR, a few tests
     /// and one buffered row per block. Everything that only happens on corrupt or unusual blocks
     /// (and on the few blocks that hold heap structures) lives in `#[cold]` helpers.
-    fn walk_range(&mut self, segment: u64, start: u64, end: u64, sink: &mut RowSink<'_>, rec: &mut Recorder<'_>) {
+    pub(crate) fn walk_range(
+        &mut self,
+        segment: u64,
+        start: u64,
+        end: u64,
+        sink: &mut RowSink<'_>,
+        rec: &mut Recorder<'_>,
+    ) {
         let dec = self.ctx.decoder;
         let g = dec.granularity();
         let hs = dec.header_size();
         let hsz = hs as usize;
-        let heap = self.ctx.heap;
         let plain = !self.ctx.ust;
         let mut special_i = self.specials.partition_point(|&(a, _)| a < start);
         let mut p = start;
@@ -541,12 +550,14 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
             let kind = if p == segment {
                 BlockKind::SegmentHeader
             } else if !busy {
+                self.free = (self.free.0 + 1, self.free.1.saturating_add(size_bytes));
                 BlockKind::Backend
             } else if special.is_some() || d.flags & entry_flags::VIRTUAL_ALLOC != 0 {
                 special_kind(special)
             } else {
                 BlockKind::Backend
             };
+            let mut trace = 0;
             let mut row = if !busy || kind == BlockKind::SegmentHeader {
                 // No user data: free blocks, and the block holding the segment's own header.
                 let mut r = BlockRow::top(kind, busy);
@@ -575,11 +586,9 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
                 r.user_address = span.user_address;
                 r.user_size = span.user_size;
                 r.unused_bytes = u32::try_from(span.unused).unwrap_or(u32::MAX);
-                r.stack_trace_entry = span.stack_trace_entry;
+                trace = span.stack_trace_entry;
                 r
             };
-            row.heap = heap;
-            row.segment = segment;
             row.address = p;
             row.size = size_bytes;
             row.flags = d.flags;
@@ -587,7 +596,7 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
             if self.ctx.dph_normal && kind == BlockKind::Backend && busy {
                 self.light_page_heap(&mut row);
             }
-            let index = sink.push(row);
+            let index = sink.push_traced(row, trace);
             if row.block_kind().is_container() {
                 self.container(special, &Placed { index, row, extent: (p, block_end) }, sink, rec);
             }
@@ -619,8 +628,12 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
         let why = if at.row.kind == BlockKind::DphNormal.code() {
             page_heap::emit_normal_children(mem, self.ctx.arch, at.row.user_address, at, sink, rec)
         } else {
-            match (special, self.lfh.as_deref_mut()) {
-                (Some(Special::Container(i)), Some(lfh)) => lfh.emit_children(mem, i, at, sink, rec),
+            match (special, self.lfh) {
+                (Some(Special::Container(i)), Some(lfh)) => {
+                    let (why, update) = lfh.emit_children(mem, i, at, sink, rec);
+                    self.lfh_updates.extend(update);
+                    why
+                }
                 (_, Some(lfh)) => Some(lfh.orphan_reason()),
                 (_, None) => Some(NotDecoded::Orphan),
             }

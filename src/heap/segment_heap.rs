@@ -136,6 +136,8 @@ pub struct SegmentHeapInfo {
     pub large_reserved: Option<u64>,
     /// `LargeCommittedPages` × 0x1000, when readable.
     pub large_committed: Option<u64>,
+    /// The rows of each page segment, in walk order: `(rows, segment)`.
+    pub segment_rows: Vec<(std::ops::Range<usize>, u64)>,
 }
 
 fn at(base: u64, off: u64) -> u64 {
@@ -621,6 +623,7 @@ pub(crate) fn walk(
             large: KindTotals::default(),
             large_reserved: None,
             large_committed: None,
+            segment_rows: Vec::new(),
         },
     };
     for (ctx, _) in &plan.contexts {
@@ -657,9 +660,8 @@ fn committed_in(regions: &[crate::dump::Region], segments: &[u64], size: u64) ->
 
 impl SegWalk<'_> {
     fn row(&self, kind: BlockKind, busy: bool, segment: u64, address: u64, size: u64) -> BlockRow {
+        let _ = segment;
         let mut r = BlockRow::top(kind, busy);
-        r.heap = self.heap;
-        r.segment = segment;
         r.address = address;
         r.size = size;
         r
@@ -668,7 +670,7 @@ impl SegWalk<'_> {
     fn segment(&mut self, seg: u64, ctx: &SegContextInfo, sink: &mut RowSink<'_>, rec: &mut Recorder<'_>) {
         let unit = 1u64 << ctx.unit_shift;
         let header = u64::from(ctx.first_descriptor_index) * unit;
-        sink.push(self.row(BlockKind::SegmentHeader, true, seg, seg, header));
+        let first_row = sink.push(self.row(BlockKind::SegmentHeader, true, seg, seg, header));
         for r in self.plan.ranges(self.mem, seg, ctx) {
             match r {
                 Err((from, to, d)) => {
@@ -692,6 +694,7 @@ impl SegWalk<'_> {
                 Ok(r) => self.range(seg, unit, r, sink, rec),
             }
         }
+        self.info.segment_rows.push((first_row..sink.next_index(), seg));
     }
 
     fn range(&mut self, seg: u64, unit: u64, r: Range, sink: &mut RowSink<'_>, rec: &mut Recorder<'_>) {

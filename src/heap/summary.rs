@@ -15,12 +15,18 @@
 //! | Reserv (k) | "Reserved memory in segments" | Σ segments `NumberOfPages × 0x1000` / 1024 |
 //! | Commit (k) | "Commited memory in segments" | Σ segments `(NumberOfPages − NumberOfUnCommittedPages) × 0x1000` / 1024 |
 //! | Virt (k) | "Virtual bytes (correction for large UCR)" | Reserv − `_HEAP.Counters.TotalMemoryLargeUCR` (**UNCONFIRMED**) |
-//! | Free (k) | "Free space … (N blocks)" | Σ free back-end blocks' sizes (walk) / 1024 |
-//! | List length | the same N ("free blocks") | number of free back-end blocks (walk) |
+//! | Free (k) | "Free space … (N blocks)" | `_HEAP.TotalFreeSize` × granularity / 1024 (the walk's Σ of free back-end blocks when the header is unreadable) |
+//! | List length | the same N ("free blocks") | number of free back-end blocks (needs the block walk: `?` until then) |
 //! | UCR | "uncommited ranges" | number of UCR descriptors on the segments' lists |
 //! | Virt blocks | "Virtual blocks N - total K KBytes" | number of `VirtualAllocdBlocks` entries |
 //! | Lock cont. | "Lock contention" | `ContentionCount` of the heap lock's critical-section debug info |
 //! | Fast heap | | `LFH` when `FrontEndHeapType` = 2 (`LAL` for 1; blank for 0) |
+//!
+//! Every column but "List length" comes from headers, counters and short lists, so the table can
+//! be printed from a survey ([`super::WalkDepth::Headers`]) at a cost independent of the number of
+//! blocks. `TotalFreeSize` is the heap's own running total of its free blocks; on the captured
+//! Win7 heaps and every builder heap it equals the walk's Σ (a test checks it), and both are kept
+//! ([`HeapSummary::header_free_bytes`], [`HeapSummary::free_bytes`]).
 //!
 //! So **virtual blocks are not part of Reserv/Commit** (the labels say "in segments"; their count
 //! is a column of its own and their size appears only in the single-heap listing).
@@ -48,7 +54,7 @@
 
 use std::fmt::Write as _;
 
-use super::columns::{BlockColumns, BlockKind, NotDecoded};
+use super::columns::{BlockKind, NotDecoded};
 use super::{HeapInfo, HeapReport, HeapStatus};
 use crate::heap::HeapCtx;
 use crate::target::Arch;
@@ -67,10 +73,12 @@ pub struct HeapSummary {
     pub committed: u64,
     /// Reserved − `TotalMemoryLargeUCR`, when the counters are readable (**UNCONFIRMED** meaning).
     pub virtual_bytes: Option<u64>,
-    /// Bytes in free back-end blocks (headers included), from the walk.
+    /// Bytes in free back-end blocks (headers included), from the walk (0 unless [`Self::walked`]).
     pub free_bytes: u64,
-    /// Number of free back-end blocks, from the walk.
+    /// Number of free back-end blocks, from the walk (0 unless [`Self::walked`]).
     pub free_blocks: u64,
+    /// Whether the heap's blocks were walked (else `free_bytes` and `free_blocks` are unknown).
+    pub walked: bool,
     /// `_HEAP.TotalFreeSize` × granularity, for cross-checking `free_bytes`.
     pub header_free_bytes: Option<u64>,
     /// Number of uncommitted ranges on the segments' lists.
@@ -86,8 +94,9 @@ pub struct HeapSummary {
 }
 
 impl HeapSummary {
-    /// Compute from a walked heap and the report's columns.
-    pub fn compute(info: &HeapInfo, blocks: &BlockColumns) -> HeapSummary {
+    /// Compute from a heap; `walked`: its blocks were walked (else the free-block figures are
+    /// unknown).
+    pub fn compute(info: &HeapInfo, walked: bool) -> HeapSummary {
         // Sizes read from the dump: a damaged header may hold anything, so the totals saturate.
         let total = |it: &mut dyn Iterator<Item = u64>| it.fold(0u64, u64::saturating_add);
         let mut s = HeapSummary {
@@ -99,22 +108,32 @@ impl HeapSummary {
             virtual_block_bytes: total(&mut info.virtual_blocks.iter().map(|v| v.commit_size)),
             lock_contention: info.lock_contention,
             front_end_type: info.front_end_type,
+            walked,
             ..HeapSummary::default()
         };
         s.virtual_bytes = info.counters.map(|c| s.reserved.saturating_sub(c.total_memory_large_ucr));
-        let backend = BlockKind::Backend.code();
-        for i in info.blocks.clone() {
-            if !blocks.busy[i] && blocks.kind[i] == backend {
-                s.free_blocks += 1;
-                s.free_bytes = s.free_bytes.saturating_add(blocks.size[i]);
-            }
+        if walked {
+            (s.free_blocks, s.free_bytes) = info.free_blocks;
         }
         s
     }
 
-    /// Free × 100 / Commit ("External fragmentation"), when anything is committed.
+    /// WinDbg's "Free": `TotalFreeSize` × granularity, else the walk's Σ; `None` when neither
+    /// is known.
+    pub fn free(&self) -> Option<u64> {
+        self.header_free_bytes.or(self.walked.then_some(self.free_bytes))
+    }
+
+    /// WinDbg's "List length": the number of free back-end blocks, known after the walk.
+    pub fn list_length(&self) -> Option<u64> {
+        self.walked.then_some(self.free_blocks)
+    }
+
+    /// Free × 100 / Commit ("External fragmentation"), when anything is committed and Free is
+    /// known.
     pub fn external_fragmentation_pct(&self) -> Option<u64> {
-        (self.committed > 0).then(|| self.free_bytes.saturating_mul(100) / self.committed)
+        let free = self.free()?;
+        (self.committed > 0).then(|| free.saturating_mul(100) / self.committed)
     }
 
     /// (Virt − Commit) × 100 / Virt ("Virtual address fragmentation"), when Virt is known.
@@ -303,6 +322,8 @@ pub fn summary_table(report: &HeapReport) -> String {
                 continue;
             }
             let virt = s.virtual_bytes.map_or("?".to_string(), |v| kib(v).to_string());
+            let free = s.free().map_or("?".to_string(), |v| kib(v).to_string());
+            let list = s.list_length().map_or("?".to_string(), |v| v.to_string());
             let lock = s.lock_contention.map_or("?".to_string(), |c| c.to_string());
             let _ = writeln!(
                 out,
@@ -312,8 +333,8 @@ pub fn summary_table(report: &HeapReport) -> String {
                 kib(s.reserved),
                 kib(s.committed),
                 virt,
-                kib(s.free_bytes),
-                s.free_blocks,
+                free,
+                list,
                 s.ucr_count,
                 s.virtual_block_count,
                 lock,
@@ -324,7 +345,8 @@ pub fn summary_table(report: &HeapReport) -> String {
             }
             if s.prints_fragmentation() {
                 if let Some(p) = s.external_fragmentation_pct() {
-                    let _ = writeln!(out, "    External fragmentation  {p} % ({} free blocks)", s.free_blocks);
+                    let blocks = s.list_length().map_or("?".to_string(), |v| v.to_string());
+                    let _ = writeln!(out, "    External fragmentation  {p} % ({blocks} free blocks)");
                 }
                 if let Some(p) = s.virtual_address_fragmentation_pct() {
                     let _ =
@@ -387,8 +409,16 @@ pub fn summary_table(report: &HeapReport) -> String {
         }
         let _ = writeln!(out, "{}", "-".repeat(118));
     }
-    for w in warnings(report) {
+    for w in &report.warnings {
         let _ = writeln!(out, "warning: {}", w.message);
+    }
+    let surveyed = report.heaps.iter().filter(|h| h.status == HeapStatus::Walked && h.kind == super::HeapKind::Nt);
+    if surveyed.clone().any(|h| !h.summary.walked) {
+        let _ = writeln!(
+            out,
+            "note: List length \"?\" needs the block walk (from headers only so far): `ntheap heap -s --walk`, \
+             or Heap.free_list_length in Python"
+        );
     }
     out
 }
@@ -398,7 +428,7 @@ mod tests {
     use super::*;
 
     fn s(committed: u64, free: u64, virt: u64) -> HeapSummary {
-        HeapSummary { committed, free_bytes: free, virtual_bytes: Some(virt), ..HeapSummary::default() }
+        HeapSummary { committed, free_bytes: free, walked: true, virtual_bytes: Some(virt), ..HeapSummary::default() }
     }
 
     #[test]

@@ -232,6 +232,9 @@ pub(crate) struct HeapSpec {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Expected {
     pub(crate) rows: Vec<BlockRow>,
+    /// Each row's segment (0 for virtual blocks) and +ust trace entry (0 if none).
+    pub(crate) segments: Vec<u64>,
+    pub(crate) traces: Vec<u64>,
     pub(crate) free_bytes: u64,
     /// (address, size) of each segment's UCR, per segment.
     pub(crate) ucrs: Vec<Vec<(u64, u64)>>,
@@ -412,25 +415,26 @@ impl HeapSpec {
                 let ust_header = self.ust && matches!(kind, BlockKind::Backend | BlockKind::Internal);
                 let ub = unused_override.unwrap_or(if b.busy && !ust_header { unused as u8 } else { 0 });
                 self.put_entry(s, *at, b.granules, flags, *prev, ub);
-                rows.push(BlockRow {
-                    heap: h,
-                    segment: sa,
-                    address: *at,
-                    user_address,
-                    size: size_bytes,
-                    user_size,
-                    busy: b.busy,
-                    kind: kind.code(),
-                    flags,
-                    unused_bytes: unused as u32,
-                    corruption: 0,
-                    stack_trace_entry: trace,
-                    parent: -1,
-                    level: 0,
-                    is_allocation: kind.is_allocation(b.busy),
-                    // A VIRTUAL_ALLOC block with no LFH pointing at it (§6.2).
-                    not_decoded: if kind == BlockKind::LfhContainer { NotDecoded::Orphan.code() } else { 0 },
-                });
+                rows.push((
+                    sa,
+                    trace,
+                    BlockRow {
+                        address: *at,
+                        user_address,
+                        size: size_bytes,
+                        user_size,
+                        busy: b.busy,
+                        kind: kind.code(),
+                        flags,
+                        unused_bytes: unused as u32,
+                        corruption: 0,
+                        parent: -1,
+                        level: 0,
+                        is_allocation: kind.is_allocation(b.busy),
+                        // A VIRTUAL_ALLOC block with no LFH pointing at it (§6.2).
+                        not_decoded: if kind == BlockKind::LfhContainer { NotDecoded::Orphan.code() } else { 0 },
+                    },
+                ));
                 *prev = b.granules;
                 *at += size_bytes;
             };
@@ -480,7 +484,11 @@ impl HeapSpec {
                 s.put_ptr(a, ucr_list_head + p, ucr_list_head);
             }
             assert_eq!(at, commit_end);
-            exp.rows.extend(rows);
+            for (seg, trace, row) in rows {
+                exp.rows.push(row);
+                exp.segments.push(seg);
+                exp.traces.push(trace);
+            }
             exp.ucrs.push(seg_ucrs);
         }
         s.put_ptr(a, h + off.total_free_size, total_free_granules);
@@ -504,9 +512,9 @@ impl HeapSpec {
             } else {
                 (v.address + if x64 { 0x40 } else { 0x20 }, 0)
             };
+            exp.segments.push(0);
+            exp.traces.push(trace);
             exp.rows.push(BlockRow {
-                heap: h,
-                segment: 0,
                 address: v.address + bb,
                 user_address,
                 size: v.commit,
@@ -516,7 +524,6 @@ impl HeapSpec {
                 flags: 0x0b,
                 unused_bytes: (v.commit - v.user_size) as u32,
                 corruption: 0,
-                stack_trace_entry: trace,
                 parent: -1,
                 level: 0,
                 is_allocation: true,

@@ -139,13 +139,16 @@ fn ust_blocks_take_pointer_and_size_from_the_trace_header() {
         assert!(report.corruption.is_empty(), "{:#?}", report.corruption);
         let got: Vec<BlockRow> = report.blocks.rows(0..report.blocks.len()).collect();
         assert_eq!(got, exp.rows);
+        let traces: Vec<u64> = (0..got.len()).map(|i| report.traces.of(i)).collect();
+        assert_eq!(traces, exp.traces);
         let user = if arch == Arch::X86 { 0x18 } else { 0x30 };
         assert_eq!(got[1].user_address, got[1].address + user);
-        assert_eq!((got[1].user_size, got[1].stack_trace_entry), (0x13, 0x7700_1230));
-        assert_eq!(got[2].stack_trace_entry, 0, "a null trace pointer means no trace");
-        let v = report.blocks.rows(0..report.blocks.len()).last().unwrap();
+        assert_eq!((got[1].user_size, traces[1]), (0x13, 0x7700_1230));
+        assert_eq!(traces[2], 0, "a null trace pointer means no trace");
+        let last = got.len() - 1;
+        let v = got[last];
         let vuser = if arch == Arch::X86 { 0x30 } else { 0x60 };
-        assert_eq!((v.user_address, v.stack_trace_entry, v.user_size), (0x60_0000 + vuser, 0x7700_4560, 0x1800));
+        assert_eq!((v.user_address, traces[last], v.user_size), (0x60_0000 + vuser, 0x7700_4560, 0x1800));
     }
 }
 
@@ -313,8 +316,13 @@ fn bad_ucr_descriptors_and_overlapping_segments() {
         let spec = rich_spec(arch, Epoch::Win10_1809);
         let (s0, exp) = spec.write();
         // UCR of the heap segment claims to start inside committed memory past its end.
-        let ucr_block =
-            exp.rows.iter().find(|r| r.segment == 0x50_0000 && r.kind == BlockKind::Internal.code()).unwrap();
+        let ucr_block = exp
+            .rows
+            .iter()
+            .zip(&exp.segments)
+            .find(|(r, &seg)| seg == 0x50_0000 && r.kind == BlockKind::Internal.code())
+            .unwrap()
+            .0;
         let d = ucr_block.address + if arch == Arch::X86 { 8 } else { 16 };
         let addr_off = if arch == Arch::X86 { 0x10 } else { 0x20 };
         let mut s = s0.clone();
@@ -327,7 +335,7 @@ fn bad_ucr_descriptors_and_overlapping_segments() {
         let mut state = WalkState::new(&mem);
         let mut report = HeapReport::default();
         let r = heap_ref(&spec);
-        let half = Half::prepare(&mem, &[&r], spec.epoch.build(), &Symbols::default(), None, &state);
+        let half = Half::prepare(&mem, &[&r], spec.epoch.build(), &Symbols::default(), None, &state, WalkDepth::Blocks);
         walk_into(&mem, &r, &half, &mut report, &mut state);
         walk_into(&mem, &r, &half, &mut report, &mut state);
         assert_eq!(report.heaps.len(), 2);
@@ -545,5 +553,48 @@ fn huge_virtual_block_sizes_saturate_the_totals() {
         let want = if arch == Arch::X64 { u64::MAX } else { 2 * huge };
         assert_eq!(h.summary.virtual_block_bytes, want);
         let _ = report.summary_table();
+    }
+}
+
+/// Ranges walked in parallel give exactly the rows, traces, records and LFH statistics of the
+/// sequential walk, in the same order.
+#[test]
+fn parallel_and_sequential_walks_agree() {
+    for arch in ARCHS {
+        let g: u64 = if arch == Arch::X86 { 8 } else { 16 };
+        let mut spec = rich_spec(arch, Epoch::Win10_1809);
+        // Three more segments of 2 MiB each, busy blocks with +ust traces and free ones, so the
+        // heap has > 4 MiB committed in several ranges.
+        spec.ust = true;
+        for k in 0..3u64 {
+            let pages = 0x200u32;
+            let n = ((u64::from(pages) * 0x1000 - 0x2000) / (8 * g)) as usize;
+            let blocks = (0..n)
+                .map(|i| {
+                    if i % 5 == 2 {
+                        BlockSpec::free(8)
+                    } else {
+                        let mut b = BlockSpec::busy(8, 3 * g);
+                        b.trace = 0x7700_0000 + (i as u64 % 7) * 0x100;
+                        b
+                    }
+                })
+                .collect();
+            spec.segments.push(SegSpec { address: 0x0100_0000 + k * 0x40_0000, pages, committed_pages: pages, blocks });
+        }
+        let (s, exp) = spec.write();
+        let mem = s.build();
+        let r = heap_ref(&spec);
+        let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+        let one = pool(1).install(|| walk_heap(&mem, &r, spec.epoch.build()));
+        let two = pool(2).install(|| walk_heap(&mem, &r, spec.epoch.build()));
+        assert_eq!(one.blocks.len(), exp.rows.len());
+        assert_eq!(one.blocks, two.blocks, "{arch}");
+        assert_eq!(one.traces, two.traces, "{arch}");
+        assert_eq!(one.corruption, two.corruption, "{arch}");
+        assert_eq!(one.segment_runs, two.segment_runs, "{arch}");
+        let segs = |rep: &HeapReport| rep.heaps[0].segments.iter().map(|s| s.blocks.clone()).collect::<Vec<_>>();
+        assert_eq!(segs(&one), segs(&two), "{arch}");
+        assert!(!one.traces.is_empty());
     }
 }

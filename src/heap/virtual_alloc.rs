@@ -57,9 +57,8 @@ pub struct VirtualBlockInfo {
 }
 
 /// The row of a virtual block (kind `virtual`; the caller may make it an LFH structure).
-pub(crate) fn row(ctx: &HeapCtx<'_>, v: &VirtualBlockInfo) -> BlockRow {
+pub(crate) fn row(v: &VirtualBlockInfo) -> BlockRow {
     let mut r = BlockRow::top(BlockKind::Virtual, true);
-    r.heap = ctx.heap;
     r.address = v.header_address;
     r.user_address = v.user_address;
     r.size = v.commit_size;
@@ -67,7 +66,6 @@ pub(crate) fn row(ctx: &HeapCtx<'_>, v: &VirtualBlockInfo) -> BlockRow {
     r.flags = v.flags;
     r.unused_bytes = u32::try_from(v.unused_bytes).unwrap_or(u32::MAX);
     r.corruption = v.corrupt.map_or(0, CorruptionKind::code);
-    r.stack_trace_entry = v.stack_trace_entry;
     r
 }
 

@@ -13,9 +13,11 @@ use crate::error::{guard, Error};
 use crate::heap::HeapReport;
 use crate::process::{self, global_flag_names};
 use crate::python::errors::guarded;
-use crate::python::heap::{columns_to_dict, slice_columns, Heap};
+use crate::python::heap::Heap;
+use crate::python::session::BlockSource;
 use crate::python::session::Session;
 use crate::python::stacks::{stack_dict, Allocation, Frame};
+use crate::python::triage;
 use crate::target::Arch;
 
 /// A loaded module.
@@ -262,12 +264,63 @@ fn parse_arch(arch: Option<&str>, default: Arch) -> PyResult<Arch> {
 #[pymethods]
 impl PyDump {
     #[new]
-    #[pyo3(signature = (path, *, symbol_path=None))]
-    fn new(py: Python<'_>, path: PathBuf, symbol_path: Option<String>) -> PyResult<Self> {
+    #[pyo3(signature = (path, *, symbol_path=None, image_path=None, workers=None))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        symbol_path: Option<String>,
+        image_path: Option<String>,
+        workers: Option<usize>,
+    ) -> PyResult<Self> {
         guarded("Dump.new", || {
+            if workers == Some(0) {
+                return Err(pyo3::exceptions::PyValueError::new_err("workers must be at least 1 (None: all cores)"));
+            }
             let inner = Arc::new(py.detach(|| guard(|| format!("opening {}", path.display()), || Dump::open(&path)))?);
-            let session = Arc::new(Session::new(Arc::clone(&inner), symbol_path));
+            let session = Arc::new(Session::new(Arc::clone(&inner), symbol_path, image_path, workers));
             Ok(PyDump { inner, path, session })
+        })
+    }
+
+    /// Local directories (separated by ";") searched for the binaries of modules whose image pages
+    /// the dump lacks, like WinDbg's `.exepath`; None when not given. Never a server.
+    #[getter]
+    fn image_path(&self) -> PyResult<Option<String>> {
+        guarded("Dump.image_path", || Ok(self.session.image_path.clone()))
+    }
+
+    /// One lazily computed block column ("type_id", "content", "reachable", "reached_by", "depth",
+    /// "direct_roots"), row-aligned with `_block_columns`; its pass runs once per dump.
+    fn _triage_column<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        guarded("Dump._triage_column", || triage::column(py, &self.session, name))
+    }
+
+    /// The C++ types that named blocks, as columns (see `ntheap.Dump.types`).
+    fn _type_columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        guarded("Dump._type_columns", || triage::type_columns(py, &self.session))
+    }
+
+    /// Figures of the triage passes already run (all of them with `run=True`): counts, bytes
+    /// scanned, seconds, and what makes the root set incomplete.
+    #[pyo3(signature = (run=false))]
+    fn triage_stats<'py>(&self, py: Python<'py>, run: bool) -> PyResult<Bound<'py, PyDict>> {
+        guarded("Dump.triage_stats", || triage::stats(py, &self.session, run))
+    }
+
+    /// A short printable preview of the bytes at `address`: the text in quotes when they start
+    /// with text (`u"..."` for UTF-16), else hex bytes. Reads at most `size` bytes, stopping where
+    /// the dump's capture stops; raises MemoryNotCaptured when `address` itself is not captured.
+    #[pyo3(signature = (address, size=32))]
+    fn peek(&self, address: u64, size: u64) -> PyResult<String> {
+        guarded("Dump.peek", || Ok(triage::peek(self.inner.memory(), address, size.min(0x1000))?))
+    }
+
+    /// `peek` of the first `n` bytes (at most the block's size) of many blocks at once.
+    #[pyo3(signature = (addresses, sizes, n=32))]
+    fn _previews(&self, py: Python<'_>, addresses: Vec<u64>, sizes: Vec<u64>, n: u64) -> PyResult<Vec<String>> {
+        guarded("Dump._previews", || {
+            let mem = self.inner.memory();
+            Ok(py.detach(|| triage::previews(mem, &addresses, &sizes, n.min(0x1000))))
         })
     }
 
@@ -486,22 +539,29 @@ impl PyDump {
         })
     }
 
-    /// Every heap listed by the PEB (and the 32-bit PEB of a WOW64 process), walked.
+    /// Every heap listed by the PEB (and the 32-bit PEB of a WOW64 process). Reading them costs
+    /// headers and short lists, not a walk of their blocks; what needs the blocks walks the dump
+    /// on first use.
     #[getter]
     fn heaps(&self, py: Python<'_>) -> PyResult<Vec<Heap>> {
-        guarded("Dump.heaps", || Ok(Heap::all(&self.session.walked(py)?.report, &self.session)))
+        guarded("Dump.heaps", || Ok(Heap::all(&self.session.heaps_report(py)?, &self.session)))
     }
 
-    /// Every block of every heap as a dict of numpy arrays (see `ntheap.Dump.blocks`).
-    fn _block_columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        guarded("Dump._block_columns", || {
-            let w = self.session.walked(py)?;
-            let n = w.report.blocks.len();
-            let cols = py.detach(|| slice_columns(&w.report.blocks, 0..n));
-            let d = columns_to_dict(py, cols)?;
-            d.set_item("stack_id", w.stacks.block_stack_id.clone().into_pyarray(py))?;
-            Ok(d)
-        })
+    /// Worker threads of this dump's walks and passes (`Dump(workers=N)`), None for all cores.
+    #[getter]
+    fn workers(&self) -> PyResult<Option<usize>> {
+        guarded("Dump.workers", || Ok(self.session.threads))
+    }
+
+    /// Whether the blocks have been walked (by `blocks()` or anything else that needs them).
+    #[getter]
+    fn is_walked(&self) -> PyResult<bool> {
+        guarded("Dump.is_walked", || Ok(self.session.is_walked()))
+    }
+
+    /// The block columns and their derived columns (see `ntheap.Dump.blocks`).
+    fn _block_source(&self) -> PyResult<BlockSource> {
+        guarded("Dump._block_source", || Ok(BlockSource { session: Arc::clone(&self.session) }))
     }
 
     /// The +ust stacks of every block, their symbolized frames and problems, as columns (see
@@ -520,10 +580,16 @@ impl PyDump {
         guarded("Dump.allocation_at", || {
             let w = self.session.walked(py)?;
             let index = self.session.block_index(py)?;
-            let Some(a) = CoreAllocation::find(&w.report, &w.stacks, &index, address) else { return Ok(None) };
+            let stacks = Arc::clone(&w.stacks);
+            let found = self.session.with_block_refs(py, "finding the block of an address", move |report, refs| {
+                CoreAllocation::find(report, refs, &stacks, &index, address)
+            })?;
+            let Some(a) = found else { return Ok(None) };
             let frames = self.session.frames(py, &w.stacks, a.stack_id)?;
-            let clr = self.clr_module();
-            Ok(Some(Allocation::new(&a, frames, clr?.as_deref())))
+            let clr = self.clr_module()?;
+            let images = self.session.images(py)?;
+            let t = triage::block_triage(&self.inner, &images, &a);
+            Ok(Some(Allocation::new(&a, frames, clr.as_deref(), t)))
         })
     }
 
@@ -552,10 +618,12 @@ impl PyDump {
         })
     }
 
-    /// Corruption records as columns: heap, address, kind (code), kind_name, detail.
-    fn _corruption_columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    /// Corruption records as columns: heap, address, kind (code), kind_name, detail (`walk`:
+    /// of the block walk, else of the headers survey unless the dump has been walked).
+    #[pyo3(signature = (walk=true))]
+    fn _corruption_columns<'py>(&self, py: Python<'py>, walk: bool) -> PyResult<Bound<'py, PyDict>> {
         guarded("Dump._corruption_columns", || {
-            let report = self.report(py)?;
+            let report = if walk { self.report(py)? } else { self.session.heaps_report(py)? };
             let d = PyDict::new(py);
             let c = &report.corruption;
             d.set_item("heap", c.iter().map(|r| r.heap).collect::<Vec<_>>().into_pyarray(py))?;
@@ -566,9 +634,14 @@ impl PyDump {
         })
     }
 
-    /// The `!heap -s` table as WinDbg lays it out.
-    fn heap_summary_text(&self, py: Python<'_>) -> PyResult<String> {
-        guarded("Dump.heap_summary_text", || Ok(self.report(py)?.summary_table()))
+    /// The `!heap -s` table as WinDbg lays it out. From headers only unless the dump has been
+    /// walked or `walk` is true ("List length" needs the walk and is printed as "?" without it).
+    #[pyo3(signature = (walk=false))]
+    fn heap_summary_text(&self, py: Python<'_>, walk: bool) -> PyResult<String> {
+        guarded("Dump.heap_summary_text", || {
+            let report = if walk { self.report(py)? } else { self.session.heaps_report(py)? };
+            Ok(report.summary_table())
+        })
     }
 
     fn __repr__(&self) -> PyResult<String> {

@@ -1,7 +1,6 @@
 //! `Heap`, `Segment`, `VirtualBlock`: frozen views into one shared walk result, and the block
 //! columns handed to numpy by move.
 
-use std::ops::Range;
 use std::sync::Arc;
 
 use numpy::IntoPyArray;
@@ -66,6 +65,11 @@ impl Heap {
 
     fn info(&self) -> &HeapInfo {
         &self.report.heaps[self.index]
+    }
+
+    /// The walked report (walking the dump on first use): heap `index` is this heap there too.
+    fn walked(&self, py: Python<'_>) -> PyResult<Arc<HeapReport>> {
+        Ok(self.session.walked(py)?.report)
     }
 }
 
@@ -191,16 +195,18 @@ impl Heap {
         guarded("Heap.virtual_bytes", || Ok(self.info().summary.virtual_bytes))
     }
 
-    /// Bytes in free back-end blocks (WinDbg "Free").
+    /// Bytes in free back-end blocks (WinDbg "Free"): `_HEAP.TotalFreeSize` × granularity (the
+    /// walk's sum when that counter is unreadable); None when unknown.
     #[getter]
-    fn free_bytes(&self) -> PyResult<u64> {
-        guarded("Heap.free_bytes", || Ok(self.info().summary.free_bytes))
+    fn free_bytes(&self) -> PyResult<Option<u64>> {
+        guarded("Heap.free_bytes", || Ok(self.info().summary.free()))
     }
 
-    /// Number of free back-end blocks (WinDbg "List length").
+    /// Number of free back-end blocks (WinDbg "List length"). Needs the block walk (run on
+    /// first use); None for heaps whose blocks are not walked.
     #[getter]
-    fn free_list_length(&self) -> PyResult<u64> {
-        guarded("Heap.free_list_length", || Ok(self.info().summary.free_blocks))
+    fn free_list_length(&self, py: Python<'_>) -> PyResult<Option<u64>> {
+        guarded("Heap.free_list_length", || Ok(self.walked(py)?.heaps[self.index].summary.list_length()))
     }
 
     /// Number of uncommitted ranges (WinDbg "UCR").
@@ -241,30 +247,25 @@ impl Heap {
         })
     }
 
-    /// The heap's large blocks (VirtualAllocdBlocks), in list order, with their stacks.
+    /// The heap's large blocks (VirtualAllocdBlocks), in list order. Their stacks are looked up
+    /// on first access to `stack_id` or `stack` (which walks the dump).
     #[getter]
-    fn virtual_blocks(&self, py: Python<'_>) -> PyResult<Vec<VirtualBlock>> {
+    fn virtual_blocks(&self) -> PyResult<Vec<VirtualBlock>> {
         guarded("Heap.virtual_blocks", || {
             let h = self.info();
-            let stacks = self.session.walked(py)?.stacks;
-            let rows = self.report.virtual_block_rows(h);
-            h.virtual_blocks
-                .iter()
-                .zip(rows)
-                .map(|(v, row)| {
-                    let stack_id = row.map_or(-1, |r| stacks.stack_of_row(r));
-                    let stack = self.session.frames(py, &stacks, stack_id)?.into_iter().map(Frame::from).collect();
-                    Ok(VirtualBlock::from_info(v, h.address, stack_id, stack))
-                })
-                .collect()
+            Ok((0..h.virtual_blocks.len())
+                .map(|i| VirtualBlock::new(&h.virtual_blocks[i], h.address, Arc::clone(&self.session), self.index, i))
+                .collect())
         })
     }
 
-    /// The Low Fragmentation Heap front end (`FrontEndHeapType` 2), or None.
+    /// The Low Fragmentation Heap front end (`FrontEndHeapType` 2), or None. Needs the block
+    /// walk (run on first use).
     #[getter]
-    fn lfh(&self) -> PyResult<Option<Lfh>> {
+    fn lfh(&self, py: Python<'_>) -> PyResult<Option<Lfh>> {
         guarded("Heap.lfh", || {
-            Ok(self.info().lfh.is_some().then(|| Lfh { report: Arc::clone(&self.report), index: self.index }))
+            let report = self.walked(py)?;
+            Ok(report.heaps[self.index].lfh.is_some().then(|| Lfh { report: Arc::clone(&report), index: self.index }))
         })
     }
 
@@ -294,40 +295,49 @@ impl Heap {
 
     /// What part of this heap could not be attributed to allocations, and why: one
     /// (what, count, bytes, message) tuple per kind of gap (empty when everything was decoded).
+    /// Needs the block walk (run on first use).
     #[getter]
-    fn warnings(&self) -> PyResult<Vec<(String, u64, u64, String)>> {
+    fn warnings(&self, py: Python<'_>) -> PyResult<Vec<(String, u64, u64, String)>> {
         guarded("Heap.warnings", || {
             let me = self.info().address;
-            Ok(crate::heap::summary::warnings(&self.report)
-                .into_iter()
+            Ok(self
+                .walked(py)?
+                .warnings
+                .iter()
                 .filter(|w| w.heap == me)
-                .map(|w| (w.what, w.count, w.bytes, w.message))
+                .map(|w| (w.what.clone(), w.count, w.bytes, w.message.clone()))
                 .collect())
         })
     }
 
-    /// Number of rows this heap has in `Dump.blocks()`.
+    /// Number of rows this heap has in `Dump.blocks()` (walks the dump on first use).
     #[getter]
-    fn block_count(&self) -> PyResult<usize> {
-        guarded("Heap.block_count", || Ok(self.info().blocks.len()))
+    fn block_count(&self, py: Python<'_>) -> PyResult<usize> {
+        guarded("Heap.block_count", || Ok(self.walked(py)?.heaps[self.index].blocks.len()))
     }
 
-    /// Number of corruption records for this heap.
+    /// Number of corruption records for this heap (walks the dump on first use).
     #[getter]
-    fn corruption_count(&self) -> PyResult<usize> {
-        guarded("Heap.corruption_count", || Ok(self.info().corruption_count))
+    fn corruption_count(&self, py: Python<'_>) -> PyResult<usize> {
+        guarded("Heap.corruption_count", || Ok(self.walked(py)?.heaps[self.index].corruption_count))
     }
 
-    /// This heap's rows of `Dump.blocks()`, as an `ntheap.Table`.
+    /// This heap's rows of `Dump.blocks()`, as an `ntheap.Table` (views of the dump's arrays).
     fn blocks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         guarded("Heap.blocks", || {
-            let range = self.info().blocks.clone();
-            let stacks = self.session.walked(py)?.stacks;
-            let ids = stacks.block_stack_id.get(range.clone()).map_or_else(Vec::new, <[i32]>::to_vec);
-            let cols = py.detach(|| slice_columns(&self.report.blocks, range));
-            let dict = columns_to_dict(py, cols)?;
-            dict.set_item("stack_id", ids.into_pyarray(py))?;
-            py.import("ntheap._dump")?.call_method1("block_table", (dict,))
+            let (start, end) = self.block_range(py)?;
+            let source = crate::python::session::BlockSource { session: Arc::clone(&self.session) };
+            py.import("ntheap._dump")?.call_method1("block_table", (source, start, end))
+        })
+    }
+
+    /// This heap's rows: `(first, end)` indexes into `Dump.blocks()` (walks the dump on first
+    /// use).
+    #[getter]
+    fn block_range(&self, py: Python<'_>) -> PyResult<(usize, usize)> {
+        guarded("Heap.block_range", || {
+            let r = self.walked(py)?.heaps[self.index].blocks.clone();
+            Ok((r.start, r.end))
         })
     }
 
@@ -336,21 +346,17 @@ impl Heap {
             let h = self.info();
             if let Some(s) = &h.segment_heap {
                 return Ok(format!(
-                    "Heap({:#x}, segment {}, {} page segments, {} VS + {} LFH + {} page-range + {} large allocations, {} blocks{})",
-                    h.address,
-                    h.arch,
-                    s.contexts.iter().map(|c| c.segments.len()).sum::<usize>(),
-                    s.vs.count,
-                    s.lfh.count,
-                    s.page_ranges.count,
-                    s.large.count,
-                    h.blocks.len(),
-                    if h.corruption_count > 0 {
-                        format!(", {} corruption records", h.corruption_count)
-                    } else {
-                        String::new()
-                    }
-                ));
+                "Heap({:#x}, segment {}, {} page segments, {} VS + {} LFH + {} page-range + {} large allocations, {} blocks{})",
+                h.address,
+                h.arch,
+                s.contexts.iter().map(|c| c.segments.len()).sum::<usize>(),
+                s.vs.count,
+                s.lfh.count,
+                s.page_ranges.count,
+                s.large.count,
+                h.blocks.len(),
+                if h.corruption_count > 0 { format!(", {} corruption records", h.corruption_count) } else { String::new() }
+            ));
             }
             Ok(match h.status.name() {
                 "walked" => format!(
@@ -362,8 +368,8 @@ impl Heap {
                     h.summary.committed,
                     h.summary.virtual_block_count,
                     h.summary.virtual_block_bytes,
-                    h.blocks.len(),
-                    if h.corruption_count > 0 {
+                    if h.summary.walked { h.blocks.len().to_string() } else { "? (not walked yet)".into() },
+                    if h.summary.walked && h.corruption_count > 0 {
                         format!(", {} corruption records", h.corruption_count)
                     } else {
                         String::new()
@@ -842,15 +848,10 @@ impl Segment {
 }
 
 /// A large allocation on a heap's VirtualAllocdBlocks list (`_HEAP_VIRTUAL_ALLOC_ENTRY`).
+/// Two are equal when they describe the same entry the same way.
 #[pyclass(frozen, eq, module = "ntheap._core")]
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct VirtualBlock {
-    /// Index into `Dump.stacks()`, or -1 (no +ust trace, or one that could not be read).
-    #[pyo3(get)]
-    stack_id: i32,
-    /// The allocation stack (+ust), innermost frame first; empty without one.
-    #[pyo3(get)]
-    stack: Vec<Frame>,
     /// Address of the `_HEAP_VIRTUAL_ALLOC_ENTRY` (the start of its VirtualAlloc region).
     #[pyo3(get)]
     address: u64,
@@ -881,13 +882,34 @@ pub struct VirtualBlock {
     /// The owning heap's address.
     #[pyo3(get)]
     heap: u64,
+    /// Where its row is in the walk: (heap index, position in the heap's list).
+    at: (usize, usize),
+    session: Arc<Session>,
+}
+
+impl PartialEq for VirtualBlock {
+    fn eq(&self, o: &Self) -> bool {
+        let key = |v: &VirtualBlock| {
+            (
+                v.address,
+                v.header_address,
+                v.user_address,
+                v.commit_size,
+                v.reserve_size,
+                v.user_size,
+                v.flags,
+                v.stack_trace_entry,
+                v.corruption,
+                v.heap,
+            )
+        };
+        key(self) == key(o)
+    }
 }
 
 impl VirtualBlock {
-    fn from_info(v: &VirtualBlockInfo, heap: u64, stack_id: i32, stack: Vec<Frame>) -> Self {
+    fn new(v: &VirtualBlockInfo, heap: u64, session: Arc<Session>, heap_index: usize, position: usize) -> Self {
         VirtualBlock {
-            stack_id,
-            stack,
             address: v.address,
             header_address: v.header_address,
             user_address: v.user_address,
@@ -898,12 +920,35 @@ impl VirtualBlock {
             stack_trace_entry: v.stack_trace_entry,
             corruption: v.corrupt.map(CorruptionKind::name),
             heap,
+            at: (heap_index, position),
+            session,
         }
     }
 }
 
 #[pymethods]
 impl VirtualBlock {
+    /// Index into `Dump.stacks()`, or -1 (no +ust trace, or one that could not be read). Walks
+    /// the dump on first use (stack ids are numbered over all its blocks).
+    #[getter]
+    fn stack_id(&self, py: Python<'_>) -> PyResult<i32> {
+        guarded("VirtualBlock.stack_id", || {
+            let w = self.session.walked(py)?;
+            let row = w.report.heaps.get(self.at.0).and_then(|h| h.virtual_rows.get(self.at.1));
+            Ok(row.map_or(-1, |&r| w.stacks.stack_of_row(r)))
+        })
+    }
+
+    /// The allocation stack (+ust), innermost frame first; empty without one.
+    #[getter]
+    fn stack(&self, py: Python<'_>) -> PyResult<Vec<Frame>> {
+        guarded("VirtualBlock.stack", || {
+            let id = self.stack_id(py)?;
+            let stacks = self.session.walked(py)?.stacks;
+            Ok(self.session.frames(py, &stacks, id)?.into_iter().map(Frame::from).collect())
+        })
+    }
+
     fn __repr__(&self) -> PyResult<String> {
         guarded("VirtualBlock.__repr__", || {
             Ok(format!(
@@ -918,11 +963,6 @@ impl VirtualBlock {
             ))
         })
     }
-}
-
-/// A copy of rows `r` of `c` (one memcpy per column).
-pub(crate) fn slice_columns(c: &BlockColumns, r: Range<usize>) -> BlockColumns {
-    c.slice(r)
 }
 
 /// Move each column into a numpy array (no copy) in a dict, in schema order.
@@ -940,10 +980,19 @@ pub(crate) fn columns_to_dict(py: Python<'_>, c: BlockColumns) -> PyResult<Bound
     Ok(d)
 }
 
-/// The block schema: (name, numpy dtype, meaning) of every column of `Dump.blocks()`, in order:
-/// the walk's columns, then `stack_id` from the stack table.
-pub(crate) fn block_schema() -> Vec<(&'static str, &'static str, &'static str)> {
-    BLOCK_SCHEMA.iter().chain([&crate::stacks::STACK_ID_COLUMN]).map(|c| (c.name, c.dtype, c.doc)).collect()
+/// The block schema: (name, numpy dtype, meaning, stored) of every column of `Dump.blocks()`,
+/// in order: `heap` and `segment` (derived from row runs), the walk's stored columns,
+/// `stack_trace_entry` (sparse) and `stack_id` (from the stack table), then the leak-triage
+/// columns (each computed by its pass on first use).
+pub(crate) fn block_schema() -> Vec<(&'static str, &'static str, &'static str, bool)> {
+    let derived = |c: &crate::heap::ColumnSpec| (c.name, c.dtype, c.doc, false);
+    let [heap, segment, trace] = crate::heap::DERIVED_COLUMNS;
+    [derived(&heap), derived(&segment)]
+        .into_iter()
+        .chain(BLOCK_SCHEMA.iter().map(|c| (c.name, c.dtype, c.doc, true)))
+        .chain([derived(&trace), derived(&crate::stacks::STACK_ID_COLUMN)])
+        .chain(crate::triage::TRIAGE_COLUMNS.iter().map(derived))
+        .collect()
 }
 
 /// Names of the `not_decoded` codes, by code (0 = decoded).

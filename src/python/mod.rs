@@ -6,6 +6,7 @@ mod heap;
 mod scan;
 mod session;
 mod stacks;
+mod triage;
 
 /// The compiled core of ntheap. Use the `ntheap` package, which wraps it.
 #[pyo3::pymodule(gil_used = false)]
@@ -24,6 +25,8 @@ mod _core {
     #[pymodule_export]
     use super::scan::ScanJob;
     #[pymodule_export]
+    use super::session::BlockSource;
+    #[pymodule_export]
     use super::stacks::{Allocation, Frame};
 
     #[pymodule_init]
@@ -36,6 +39,10 @@ mod _core {
         m.add("BLOCK_SCHEMA", super::heap::block_schema())?;
         m.add("STACK_PROBLEM_KINDS", super::stacks::stack_problem_kind_names())?;
         m.add("FRAME_SOURCES", super::stacks::frame_source_names())?;
+        m.add("CONTENT_CLASSES", super::triage::content_names())?;
+        m.add("REACHED_BY", super::triage::reached_by_names())?;
+        m.add("ROOT_KINDS", super::triage::root_kind_bits())?;
+        m.add("TRIAGE_SCHEMA", super::triage::triage_schema())?;
         Ok(())
     }
 }

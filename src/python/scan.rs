@@ -11,6 +11,8 @@ use pyo3::types::{PyDict, PyList};
 
 use crate::error::Result;
 use crate::python::errors::guarded;
+use crate::python::stacks::stack_dict_of;
+use crate::python::triage::type_dict;
 use crate::scan::{scan, DumpScan};
 
 type Results = Vec<Result<DumpScan>>;
@@ -28,12 +30,18 @@ pub struct ScanJob {
 #[pymethods]
 impl ScanJob {
     #[new]
-    #[pyo3(signature = (paths, workers=None, symbol_path=None))]
-    fn new(paths: Vec<PathBuf>, workers: Option<usize>, symbol_path: Option<String>) -> PyResult<Self> {
+    #[pyo3(signature = (paths, workers=None, symbol_path=None, image_path=None))]
+    fn new(
+        paths: Vec<PathBuf>,
+        workers: Option<usize>,
+        symbol_path: Option<String>,
+        image_path: Option<String>,
+    ) -> PyResult<Self> {
         guarded("ScanJob.new", || {
             let done = Arc::new(AtomicUsize::new(0));
             let (p, d) = (paths.clone(), Arc::clone(&done));
-            let handle = std::thread::spawn(move || scan(&p, workers, symbol_path.as_deref(), &d));
+            let handle =
+                std::thread::spawn(move || scan(&p, workers, symbol_path.as_deref(), image_path.as_deref(), &d));
             Ok(ScanJob { paths, done, handle: Mutex::new(Some(handle)), results: Mutex::new(None) })
         })
     }
@@ -57,8 +65,9 @@ impl ScanJob {
     /// Wait for the scan, then one dict per dump (input order): path, exception (the
     /// `ntheap.DumpError` or `OSError` the dump raised, with its attributes, `path` set and the
     /// path before its message, or None), error (the message alone), error_kind (its class
-    /// name), timestamp_unix, pid, blocks
-    /// (dict of numpy arrays), stack_keys.
+    /// name), timestamp_unix, pid, blocks (dict of numpy arrays: heap, address, user_address,
+    /// user_size, kind, stack_id, type_id, content), stack_keys, stacks (as
+    /// `Dump._stack_columns`) and types (as `Dump._type_columns`).
     fn results<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         guarded("ScanJob.results", || {
             let results = py.detach(|| self.wait())?;
@@ -80,14 +89,18 @@ impl ScanJob {
                         b.set_item("user_size", s.blocks.user_size.clone().into_pyarray(py))?;
                         b.set_item("kind", s.blocks.kind.clone().into_pyarray(py))?;
                         b.set_item("stack_id", s.blocks.stack_id.clone().into_pyarray(py))?;
+                        b.set_item("type_id", s.blocks.type_id.clone().into_pyarray(py))?;
+                        b.set_item("content", s.blocks.content.clone().into_pyarray(py))?;
                         d.set_item("blocks", b)?;
                         d.set_item("stack_keys", s.stack_keys.clone())?;
+                        d.set_item("stacks", stack_dict_of(py, &s.stacks, &s.symbols)?)?;
+                        d.set_item("types", type_dict(py, &s.types)?)?;
                     }
                     Err(e) => {
                         // The exception itself, made by the one error map, so that a caller who
                         // raises it gets the class and attributes (offset, address, ...) that
-                        // opening the dump alone would have raised.
-                        // Its message starts with the path, as one dump among many needs.
+                        // opening the dump alone would have raised; its message starts with the
+                        // path, as one dump among many needs.
                         let err: PyErr = e.clone().into();
                         let value = err.value(py);
                         let shown = path.display().to_string();
@@ -100,6 +113,8 @@ impl ScanJob {
                         d.set_item("pid", py.None())?;
                         d.set_item("blocks", py.None())?;
                         d.set_item("stack_keys", py.None())?;
+                        d.set_item("stacks", py.None())?;
+                        d.set_item("types", py.None())?;
                     }
                 }
                 out.append(d)?;

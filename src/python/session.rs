@@ -1,23 +1,52 @@
 //! What one open `Dump` computes lazily and shares with the objects it hands out: the heap walk
-//! with its stack table, the symbolizer, and the block index. Each is computed once, without
-//! the GIL, on first use, under [`crate::error::guard`]: a panic becomes a `DumpError`.
+//! with its stack table, the block columns as numpy arrays, the symbolizer, and the block index.
+//! Each is computed once, without the GIL where it can be, on first use, under
+//! [`crate::error::guard`]: a panic becomes a `DumpError`.
+//!
+//! ## One copy of the block columns
+//!
+//! The walk fills one `Vec` per column. Right after the walk each `Vec` is moved (not copied)
+//! into a numpy array, and the session keeps those arrays: every `Dump.blocks()` and
+//! `Heap.blocks()` hands out the same arrays (read-only), so a second call costs nothing and the
+//! process holds the columns once. Rust code that needs the columns later (the block index of
+//! `allocation_at`) borrows them back from numpy ([`Session::with_block_refs`]).
 
 use std::sync::{Arc, OnceLock};
 
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use crate::allocation::BlockIndex;
 use crate::dump::Dump;
 use crate::error::guard;
-use crate::heap::{self, HeapReport};
+use crate::heap::{self, AnyColumnRef, BlockRefs, HeapReport, BLOCK_SCHEMA};
+use crate::python::errors::guarded;
+use crate::python::heap::columns_to_dict;
 use crate::stacks::StackTable;
 use crate::symbols::{Frame, Symbolizer};
+use crate::triage::{self, Images, Reach, TypeTable};
 
-/// The heap walk and the stacks of its blocks.
+/// The type pass (§1) and how long it took.
+pub(crate) struct TypePass {
+    pub(crate) table: TypeTable,
+    pub(crate) seconds: f64,
+}
+
+/// The content pass (§3) and how long it took.
+pub(crate) struct ContentPass {
+    pub(crate) content: Vec<u8>,
+    pub(crate) seconds: f64,
+}
+
+/// The heap walk, the stacks of its blocks, and its block columns (as numpy arrays).
 #[derive(Clone)]
 pub(crate) struct Walked {
+    /// The walk; its `blocks` have been moved into `columns`.
     pub(crate) report: Arc<HeapReport>,
     pub(crate) stacks: Arc<StackTable>,
+    /// One read-only numpy array per stored column (`BLOCK_SCHEMA` order).
+    pub(crate) columns: Arc<Py<PyDict>>,
 }
 
 /// Lazily computed state of one dump.
@@ -26,36 +55,218 @@ pub(crate) struct Session {
     /// The symbol path given to `Dump(...)`, else `_NT_SYMBOL_PATH` at open time; `None` when
     /// neither was set.
     pub(crate) symbol_path: Option<String>,
+    /// Local directories of binaries for image pages the dump lacks (`Dump(image_path=...)`).
+    pub(crate) image_path: Option<String>,
+    /// Threads of this dump's walks (`Dump(threads=N)`); `None`: rayon's global pool.
+    pub(crate) threads: Option<usize>,
+    survey: OnceLock<Arc<HeapReport>>,
     walked: OnceLock<Walked>,
     symbolizer: OnceLock<Arc<Symbolizer>>,
     index: OnceLock<Arc<BlockIndex>>,
+    images: OnceLock<Arc<Images>>,
+    types: OnceLock<Arc<TypePass>>,
+    content: OnceLock<Arc<ContentPass>>,
+    reach: OnceLock<Arc<Reach>>,
+}
+
+/// Compute `cell`'s value once, without the GIL, under [`guard`].
+fn once<T: Send + Sync>(
+    py: Python<'_>,
+    cell: &OnceLock<Arc<T>>,
+    what: &'static str,
+    f: impl FnOnce() -> crate::error::Result<T> + Send,
+) -> PyResult<Arc<T>> {
+    if let Some(v) = cell.get() {
+        return Ok(Arc::clone(v));
+    }
+    let v = Arc::new(py.detach(|| guard(|| what.into(), f))?);
+    Ok(Arc::clone(cell.get_or_init(|| v)))
 }
 
 impl Session {
-    pub(crate) fn new(dump: Arc<Dump>, symbol_path: Option<String>) -> Self {
+    pub(crate) fn new(
+        dump: Arc<Dump>,
+        symbol_path: Option<String>,
+        image_path: Option<String>,
+        threads: Option<usize>,
+    ) -> Self {
         let symbol_path = symbol_path.or_else(|| std::env::var(crate::symbols::SYMBOL_PATH_ENV).ok());
-        Session { dump, symbol_path, walked: OnceLock::new(), symbolizer: OnceLock::new(), index: OnceLock::new() }
+        Session {
+            dump,
+            symbol_path,
+            image_path,
+            threads,
+            survey: OnceLock::new(),
+            walked: OnceLock::new(),
+            symbolizer: OnceLock::new(),
+            index: OnceLock::new(),
+            images: OnceLock::new(),
+            types: OnceLock::new(),
+            content: OnceLock::new(),
+            reach: OnceLock::new(),
+        }
     }
 
-    /// The heap walk and stack table.
+    /// The section tables of the loaded images (and the local binaries of `image_path`).
+    pub(crate) fn images(&self, py: Python<'_>) -> PyResult<Arc<Images>> {
+        let (dump, path) = (Arc::clone(&self.dump), self.image_path.clone());
+        once(py, &self.images, "reading the images' section tables", move || Ok(Images::load(&dump, path.as_deref())))
+    }
+
+    /// The type pass (§1.4) over every allocation.
+    pub(crate) fn types(&self, py: Python<'_>) -> PyResult<Arc<TypePass>> {
+        if let Some(v) = self.types.get() {
+            return Ok(Arc::clone(v));
+        }
+        let images = self.images(py)?;
+        let dump = Arc::clone(&self.dump);
+        let pass = self.with_block_refs(py, "naming the blocks by their C++ types", move |report, refs| {
+            let t = std::time::Instant::now();
+            let table = triage::name_blocks(dump.memory(), &images, report, refs);
+            TypePass { table, seconds: t.elapsed().as_secs_f64() }
+        })?;
+        Ok(Arc::clone(self.types.get_or_init(|| Arc::new(pass))))
+    }
+
+    /// The content classes (§3) of every allocation.
+    pub(crate) fn content(&self, py: Python<'_>) -> PyResult<Arc<ContentPass>> {
+        if let Some(v) = self.content.get() {
+            return Ok(Arc::clone(v));
+        }
+        let types = self.types(py)?;
+        let dump = Arc::clone(&self.dump);
+        let pass = self.with_block_refs(py, "classifying the blocks' contents", move |report, refs| {
+            let t = std::time::Instant::now();
+            let committed = triage::Committed::new(dump.info().regions.as_deref());
+            let content = triage::classify_blocks(dump.memory(), &committed, report, refs, &types.table.type_id);
+            ContentPass { content, seconds: t.elapsed().as_secs_f64() }
+        })?;
+        Ok(Arc::clone(self.content.get_or_init(|| Arc::new(pass))))
+    }
+
+    /// The type pass, if it has run.
+    pub(crate) fn types_if_done(&self) -> Option<Arc<TypePass>> {
+        self.types.get().cloned()
+    }
+
+    /// The content pass, if it has run.
+    pub(crate) fn content_if_done(&self) -> Option<Arc<ContentPass>> {
+        self.content.get().cloned()
+    }
+
+    /// The mark phase, if it has run.
+    pub(crate) fn reach_if_done(&self) -> Option<Arc<Reach>> {
+        self.reach.get().cloned()
+    }
+
+    /// The mark phase (§2).
+    pub(crate) fn reach(&self, py: Python<'_>) -> PyResult<Arc<Reach>> {
+        if let Some(v) = self.reach.get() {
+            return Ok(Arc::clone(v));
+        }
+        let dump = Arc::clone(&self.dump);
+        let reach = self.with_block_refs(py, "marking the reachable blocks", move |report, refs| {
+            triage::mark(&dump, report, refs)
+        })?;
+        Ok(Arc::clone(self.reach.get_or_init(|| Arc::new(reach))))
+    }
+
+    /// Run `f` on this dump's thread pool (`Dump(threads=N)`), else on rayon's global pool.
+    fn in_pool<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match self.threads.and_then(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build().ok()) {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
+    }
+
+    /// The heaps as far as headers, counters and short lists tell (no block is walked): the full
+    /// walk's report once there is one, else a survey ([`heap::WalkDepth::Headers`]), kept. Heap
+    /// `i` is the same heap in both.
+    pub(crate) fn heaps_report(&self, py: Python<'_>) -> PyResult<Arc<HeapReport>> {
+        if let Some(w) = self.walked.get() {
+            return Ok(Arc::clone(&w.report));
+        }
+        if let Some(s) = self.survey.get() {
+            return Ok(Arc::clone(s));
+        }
+        let dump = Arc::clone(&self.dump);
+        let options = heap::WalkOptions { symbol_path: self.symbol_path.clone(), depth: heap::WalkDepth::Headers };
+        let survey = py.detach(|| {
+            self.in_pool(|| guard(|| "reading the heap headers".into(), || heap::walk_with(&dump, &options)))
+        })?;
+        Ok(Arc::clone(self.survey.get_or_init(|| Arc::new(survey))))
+    }
+
+    /// Whether the full walk has run.
+    pub(crate) fn is_walked(&self) -> bool {
+        self.walked.get().is_some()
+    }
+
+    /// The heap walk, its stack table and its columns.
     pub(crate) fn walked(&self, py: Python<'_>) -> PyResult<Walked> {
         if let Some(w) = self.walked.get() {
             return Ok(w.clone());
         }
         let dump = Arc::clone(&self.dump);
-        let symbol_path = self.symbol_path.clone();
-        let w = py.detach(move || {
-            guard(
-                || "walking the heaps".into(),
-                || {
-                    let options = heap::WalkOptions { symbol_path: symbol_path.clone() };
-                    let report = heap::walk_with(&dump, &options)?;
-                    let stacks = StackTable::collect(dump.memory(), &report);
-                    Ok(Walked { report: Arc::new(report), stacks: Arc::new(stacks) })
-                },
-            )
+        let options = heap::WalkOptions { symbol_path: self.symbol_path.clone(), depth: heap::WalkDepth::Blocks };
+        let (mut report, stacks) = py.detach(|| {
+            self.in_pool(|| {
+                guard(
+                    || "walking the heaps".into(),
+                    || {
+                        let report = heap::walk_with(&dump, &options)?;
+                        let stacks = StackTable::collect(dump.memory(), &report);
+                        Ok((report, stacks))
+                    },
+                )
+            })
         })?;
+        let columns = columns_to_dict(py, std::mem::take(&mut report.blocks))?;
+        // Shared by every table handed out: nobody may write to them.
+        for (_, array) in columns.iter() {
+            array.getattr("flags")?.setattr("writeable", false)?;
+        }
+        let w = Walked { report: Arc::new(report), stacks: Arc::new(stacks), columns: Arc::new(columns.unbind()) };
         Ok(self.walked.get_or_init(|| w).clone())
+    }
+
+    /// Run `f` on the stored block columns, borrowed from their numpy arrays, without the GIL.
+    pub(crate) fn with_block_refs<R: Send>(
+        &self,
+        py: Python<'_>,
+        what: &str,
+        f: impl for<'a> FnOnce(&HeapReport, &BlockRefs<'a>) -> R + Send,
+    ) -> PyResult<R> {
+        let w = self.walked(py)?;
+        let dict = w.columns.bind(py);
+        let mut u64s: Vec<(&'static str, PyReadonlyArray1<'_, u64>)> = Vec::new();
+        let mut u32s: Vec<(&'static str, PyReadonlyArray1<'_, u32>)> = Vec::new();
+        let mut u8s: Vec<(&'static str, PyReadonlyArray1<'_, u8>)> = Vec::new();
+        let mut i32s: Vec<(&'static str, PyReadonlyArray1<'_, i32>)> = Vec::new();
+        let mut bools: Vec<(&'static str, PyReadonlyArray1<'_, bool>)> = Vec::new();
+        for c in BLOCK_SCHEMA {
+            let item = dict.get_item(c.name)?.ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(c.name))?;
+            match c.dtype {
+                "uint64" => u64s.push((c.name, item.cast::<PyArray1<u64>>()?.readonly())),
+                "uint32" => u32s.push((c.name, item.cast::<PyArray1<u32>>()?.readonly())),
+                "uint8" => u8s.push((c.name, item.cast::<PyArray1<u8>>()?.readonly())),
+                "int32" => i32s.push((c.name, item.cast::<PyArray1<i32>>()?.readonly())),
+                _ => bools.push((c.name, item.cast::<PyArray1<bool>>()?.readonly())),
+            }
+        }
+        let find = |name: &str| -> Option<AnyColumnRef<'_>> {
+            None.or_else(|| u64s.iter().find(|c| c.0 == name).and_then(|c| c.1.as_slice().ok()).map(AnyColumnRef::U64))
+                .or_else(|| u32s.iter().find(|c| c.0 == name).and_then(|c| c.1.as_slice().ok()).map(AnyColumnRef::U32))
+                .or_else(|| u8s.iter().find(|c| c.0 == name).and_then(|c| c.1.as_slice().ok()).map(AnyColumnRef::U8))
+                .or_else(|| i32s.iter().find(|c| c.0 == name).and_then(|c| c.1.as_slice().ok()).map(AnyColumnRef::I32))
+                .or_else(|| {
+                    bools.iter().find(|c| c.0 == name).and_then(|c| c.1.as_slice().ok()).map(AnyColumnRef::Bool)
+                })
+        };
+        let refs = BlockRefs::from_columns(find)
+            .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("the block columns are not as the schema says"))?;
+        let report = Arc::clone(&w.report);
+        py.detach(|| self.in_pool(|| guard(|| what.to_string(), || Ok(f(&report, &refs))))).map_err(PyErr::from)
     }
 
     /// The symbolizer (PDB and export tables load later, per module, on first use).
@@ -71,8 +282,7 @@ impl Session {
         if let Some(i) = self.index.get() {
             return Ok(Arc::clone(i));
         }
-        let w = self.walked(py)?;
-        let index = Arc::new(py.detach(|| guard(|| "indexing the blocks".into(), || Ok(BlockIndex::new(&w.report))))?);
+        let index = Arc::new(self.with_block_refs(py, "indexing the blocks", BlockIndex::new)?);
         Ok(Arc::clone(self.index.get_or_init(|| index)))
     }
 
@@ -84,5 +294,105 @@ impl Session {
         }
         let sym = self.symbolizer();
         Ok(py.detach(|| guard(|| "symbolizing a stack".into(), || Ok(sym.symbolize_all(addrs))))?)
+    }
+}
+
+/// The derived block columns of one dump (`heap`, `segment`, `stack_trace_entry`, `stack_id`),
+/// computed on request from the walk's run tables and sparse traces: the Python `Table` asks for
+/// them the first time they are used.
+#[pyclass(frozen, module = "ntheap._core")]
+pub struct BlockSource {
+    pub(crate) session: Arc<Session>,
+}
+
+#[pymethods]
+impl BlockSource {
+    /// The stored columns: name → read-only numpy array (the same arrays on every call).
+    fn columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        guarded("BlockSource.columns", || {
+            let w = self.session.walked(py)?;
+            w.columns.bind(py).copy()
+        })
+    }
+
+    /// Per row, an index into `heaps()` (uint16; 65535 for a row of no heap).
+    fn heap_codes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<u16>>> {
+        guarded("BlockSource.heap_codes", || {
+            let w = self.session.walked(py)?;
+            let v = py.detach(|| {
+                let mut v = vec![u16::MAX; w.report.rows()];
+                for (i, h) in w.report.heaps.iter().enumerate() {
+                    if let Some(s) = v.get_mut(h.blocks.clone()) {
+                        s.fill(u16::try_from(i).unwrap_or(u16::MAX));
+                    }
+                }
+                v
+            });
+            Ok(PyArray1::from_vec(py, v))
+        })
+    }
+
+    /// The heap addresses `heap_codes` refers to.
+    fn heaps(&self, py: Python<'_>) -> PyResult<Vec<u64>> {
+        guarded("BlockSource.heaps", || Ok(self.session.walked(py)?.report.heaps.iter().map(|h| h.address).collect()))
+    }
+
+    /// Per row, an index into `segments()` (uint32; 0 is "no segment").
+    fn segment_codes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<u32>>> {
+        guarded("BlockSource.segment_codes", || {
+            let w = self.session.walked(py)?;
+            let v = py.detach(|| {
+                let mut v = vec![0u32; w.report.rows()];
+                for (i, (rows, _)) in w.report.segment_runs.iter().enumerate() {
+                    if let Some(s) = v.get_mut(rows.clone()) {
+                        s.fill(u32::try_from(i + 1).unwrap_or(0));
+                    }
+                }
+                v
+            });
+            Ok(PyArray1::from_vec(py, v))
+        })
+    }
+
+    /// The segment addresses `segment_codes` refers to (0 first: no segment).
+    fn segments(&self, py: Python<'_>) -> PyResult<Vec<u64>> {
+        guarded("BlockSource.segments", || {
+            let w = self.session.walked(py)?;
+            Ok(std::iter::once(0).chain(w.report.segment_runs.iter().map(|r| r.1)).collect())
+        })
+    }
+
+    /// Per row, its `_RTL_STACK_TRACE_ENTRY` (0 if none).
+    fn stack_trace_entry<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<u64>>> {
+        guarded("BlockSource.stack_trace_entry", || {
+            let w = self.session.walked(py)?;
+            let v = py.detach(|| w.report.traces.column(w.report.rows()));
+            Ok(PyArray1::from_vec(py, v))
+        })
+    }
+
+    /// Per row, its stack id in `Dump.stacks()` (−1 if none).
+    fn stack_id<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i32>>> {
+        guarded("BlockSource.stack_id", || {
+            let w = self.session.walked(py)?;
+            let v = py.detach(|| w.stacks.stack_id_column(w.report.rows()));
+            Ok(PyArray1::from_vec(py, v))
+        })
+    }
+
+    /// One leak-triage column ("type_id", "content", "reachable", ...) for every row; its pass
+    /// runs once per dump.
+    fn triage_column<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        guarded("BlockSource.triage_column", || crate::python::triage::column(py, &self.session, name))
+    }
+
+    /// The C++ types `type_id` refers to, as columns (see `ntheap.Dump.types`).
+    fn type_columns<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        guarded("BlockSource.type_columns", || crate::python::triage::type_columns(py, &self.session))
+    }
+
+    /// Number of rows.
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        guarded("BlockSource.__len__", || Ok(self.session.walked(py)?.report.rows()))
     }
 }

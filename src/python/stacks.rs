@@ -107,12 +107,37 @@ pub struct Allocation {
     /// committed range from the _HEAP_VIRTUAL_ALLOC_ENTRY).
     #[pyo3(get)]
     extent: (u64, u64),
+    /// The C++ type of the allocation (MSVC RTTI, leak-triage.md §1.4), or None.
+    #[pyo3(get)]
+    type_name: Option<String>,
+    /// The type's decorated TypeDescriptor name (`.?AVWidget@@`), or None.
+    #[pyo3(get)]
+    decorated: Option<String>,
+    /// What the allocation's first bytes hold (leak-triage.md §3): "object", "ascii", "utf16",
+    /// "pointer_array", "zero", "other", "not_captured"; None when the block is not an allocation.
+    #[pyo3(get)]
+    content: Option<&'static str>,
+    /// A short printable preview of the first 32 bytes of user data: text in quotes, else hex.
+    #[pyo3(get)]
+    preview: String,
     text: String,
 }
 
+/// What the triage passes say about one allocation (see [`Allocation`]).
+#[derive(Default)]
+pub(crate) struct BlockTriage {
+    pub(crate) type_name: Option<String>,
+    pub(crate) decorated: Option<String>,
+    pub(crate) content: Option<&'static str>,
+    pub(crate) preview: String,
+}
+
 impl Allocation {
-    pub(crate) fn new(a: &CoreAllocation, frames: Vec<symbols::Frame>, clr: Option<&str>) -> Self {
-        let text = a.windbg_text(&frames, clr);
+    pub(crate) fn new(a: &CoreAllocation, frames: Vec<symbols::Frame>, clr: Option<&str>, t: BlockTriage) -> Self {
+        let mut text = a.windbg_text(&frames, clr);
+        if let Some(name) = t.type_name.as_deref().or(t.decorated.as_deref()) {
+            text.push_str(&format!("\n        type {name}"));
+        }
         Allocation {
             query: a.query,
             heap: a.heap,
@@ -127,6 +152,10 @@ impl Allocation {
             stack_id: a.stack_id,
             stack: frames.into_iter().map(Frame::from).collect(),
             extent: (a.extent_start, a.extent_end),
+            type_name: t.type_name,
+            decorated: t.decorated,
+            content: t.content,
+            preview: t.preview,
             text,
         }
     }
@@ -173,7 +202,11 @@ struct StackColumns {
 }
 
 fn stack_columns(t: &StackTable, sym: &Symbolizer) -> StackColumns {
-    let TableSymbols { distinct, frames, frame_index, keys } = sym.symbolize_table(t);
+    columns_of(t, sym.symbolize_table(t))
+}
+
+fn columns_of(t: &StackTable, symbols: TableSymbols) -> StackColumns {
+    let TableSymbols { distinct, frames, frame_index, keys } = symbols;
     let mut c = StackColumns {
         offsets: t.offsets.clone(),
         depth: t.depth.clone(),
@@ -203,6 +236,20 @@ fn stack_columns(t: &StackTable, sym: &Symbolizer) -> StackColumns {
 /// The stack table as a dict of numpy arrays and lists (see `ntheap.StackTable`).
 pub(crate) fn stack_dict<'py>(py: Python<'py>, t: &StackTable, sym: &Symbolizer) -> PyResult<Bound<'py, PyDict>> {
     let c = py.detach(|| guard(|| "symbolizing the stacks".into(), || Ok(stack_columns(t, sym))))?;
+    columns_dict(py, t, c)
+}
+
+/// The stack table as [`stack_dict`] gives it, from frames already symbolized (a batch scan).
+pub(crate) fn stack_dict_of<'py>(
+    py: Python<'py>,
+    t: &StackTable,
+    symbols: &TableSymbols,
+) -> PyResult<Bound<'py, PyDict>> {
+    let c = columns_of(t, symbols.clone());
+    columns_dict(py, t, c)
+}
+
+fn columns_dict<'py>(py: Python<'py>, t: &StackTable, c: StackColumns) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("offsets", c.offsets.into_pyarray(py))?;
     d.set_item("depth", c.depth.into_pyarray(py))?;

@@ -1,8 +1,8 @@
 //! Who allocated it: the `+ust` allocation stack of every heap block, deduplicated.
 //!
 //! With `+ust` (gflags "Create user mode stack trace database", §3) every busy block carries a
-//! pointer to an `_RTL_STACK_TRACE_ENTRY` (§11.3); the heap walker puts it in
-//! [`crate::heap::BlockColumns::stack_trace_entry`]. [`StackTable::collect`] reads each distinct
+//! pointer to an `_RTL_STACK_TRACE_ENTRY` (§11.3); the heap walker keeps it, for the rows that
+//! have one, in [`crate::heap::HeapReport::traces`]. [`StackTable::collect`] reads each distinct
 //! entry once ([`entry::read_entry`], §11.1, §12.8), and gives each distinct *frame sequence* one
 //! dense stack id per dump, so two entries with the same frames (the database deduplicates by
 //! hash, but a dump may hold copies) get the same id. Blocks without a trace get −1.
@@ -112,9 +112,10 @@ pub struct StackProblem {
 /// `depth[i]` is their number and `trace_entry[i]` the first entry (in walk order) found with them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StackTable {
-    /// One id per row of [`HeapReport::blocks`] (same order), −1 when the block has no usable
-    /// stack.
-    pub block_stack_id: Vec<i32>,
+    /// The rows with a trace entry ([`HeapReport::traces`]), ascending.
+    pub rows: Vec<u32>,
+    /// The stack id of each of those rows (−1 when the entry could not be used).
+    pub ids: Vec<i32>,
     /// `n_stacks + 1` offsets into `frames`.
     pub offsets: Vec<u32>,
     /// All frames, stack after stack.
@@ -158,7 +159,18 @@ impl StackTable {
 
     /// The stack id of block row `row` (−1 when it has none or the row does not exist).
     pub fn stack_of_row(&self, row: usize) -> i32 {
-        self.block_stack_id.get(row).copied().unwrap_or(-1)
+        u32::try_from(row).ok().and_then(|r| self.rows.binary_search(&r).ok()).map_or(-1, |i| self.ids[i])
+    }
+
+    /// Every row's stack id as one column of `n` rows (−1 where none).
+    pub fn stack_id_column(&self, n: usize) -> Vec<i32> {
+        let mut v = vec![-1; n];
+        for (&r, &id) in self.rows.iter().zip(&self.ids) {
+            if let Some(x) = v.get_mut(r as usize) {
+                *x = id;
+            }
+        }
+        v
     }
 
     /// Every distinct frame address of the table, sorted.
@@ -172,15 +184,14 @@ impl StackTable {
     /// Read the trace entry of every block of `report` that has one.
     pub fn collect(mem: &AddressSpace, report: &HeapReport) -> StackTable {
         let cols = &report.blocks;
-        let mut t = StackTable { block_stack_id: vec![-1; cols.len()], offsets: vec![0], ..StackTable::default() };
+        let mut t = StackTable { offsets: vec![0], ..StackTable::default() };
         let mut seen: HashMap<(u64, Arch, CountField), Seen> = HashMap::new();
         let mut by_frames: HashMap<Box<[u64]>, i32> = HashMap::new();
         let mut buf = Vec::with_capacity(usize::from(MAX_FRAMES));
-        for h in &report.heaps {
-            let rows = h.blocks.start.min(cols.len())..h.blocks.end.min(cols.len());
-            for row in rows {
-                let te = cols.stack_trace_entry[row];
-                if te == 0 {
+        for (row, te) in report.traces.iter() {
+            {
+                let Some(h) = report.heap_of_row(row).map(|i| &report.heaps[i]) else { continue };
+                if row >= cols.len() {
                     continue;
                 }
                 // Page-heap traces count their frames in `Depth`, +ust traces in `Index` (§11.1).
@@ -203,7 +214,8 @@ impl StackTable {
                         s
                     }
                 };
-                t.block_stack_id[row] = s.stack_id;
+                t.rows.push(row as u32);
+                t.ids.push(s.stack_id);
             }
         }
         t.entries_read = seen.len();
@@ -292,11 +304,11 @@ impl StackTable {
 /// Per-block stack ids (aligned with `report.blocks`) and one text key per stack: its frames
 /// symbolized with `symbol_path` (else `_NT_SYMBOL_PATH`, see [`Symbolizer::new`]) and joined
 /// with `\n`, innermost first. The key is what identifies "the same stack" across dumps.
-pub fn stack_keys(dump: &Dump, report: &HeapReport, symbol_path: Option<&str>) -> (Vec<i32>, Vec<String>) {
+pub fn stack_keys(dump: &Dump, report: &HeapReport, symbol_path: Option<&str>) -> (StackTable, Vec<String>) {
     let table = StackTable::collect(dump.memory(), report);
     let sym = Symbolizer::new(dump, symbol_path);
     let keys = sym.stack_keys(&table);
-    (table.block_stack_id, keys)
+    (table, keys)
 }
 
 #[cfg(test)]

@@ -71,10 +71,7 @@ fn collect(spec: &HeapSpec, s: &Space) -> (HeapReport, StackTable) {
 
 /// The stack id of the block whose trace pointer is `trace`, for every such block.
 fn ids_for(report: &HeapReport, t: &StackTable, trace: u64) -> Vec<i32> {
-    (0..report.blocks.len())
-        .filter(|&i| report.blocks.stack_trace_entry[i] == trace)
-        .map(|i| t.block_stack_id[i])
-        .collect()
+    (0..report.blocks.len()).filter(|&i| report.traces.of(i) == trace).map(|i| t.stack_of_row(i)).collect()
 }
 
 #[test]
@@ -88,7 +85,7 @@ fn identical_frames_share_one_id_across_entries() {
         put_entry(&mut s, arch, b, 3, 3, &f1); // a copy of a's frames in another entry
         put_entry(&mut s, arch, c, 2, 2, &f2);
         let (report, t) = collect(&spec, &s);
-        assert_eq!(t.block_stack_id.len(), report.blocks.len());
+        assert_eq!(t.rows.len(), report.traces.len());
         assert_eq!(t.len(), 2, "{t:?}");
         assert_eq!((t.offsets.clone(), t.depth.clone()), (vec![0, 3, 5], vec![3, 2]));
         assert_eq!(t.frames_of(0), &f1);
@@ -99,9 +96,10 @@ fn identical_frames_share_one_id_across_entries() {
         assert_eq!(ids_for(&report, &t, b), vec![0]);
         assert_eq!(ids_for(&report, &t, c), vec![1, 1], "the backend block and the virtual block");
         // Every block without a trace pointer has -1.
-        let without = (0..report.blocks.len()).filter(|&i| report.blocks.stack_trace_entry[i] == 0);
+        let without = (0..report.blocks.len()).filter(|&i| report.traces.of(i) == 0);
         assert!(without.clone().count() > 3);
-        assert!(without.into_iter().all(|i| t.block_stack_id[i] == -1));
+        assert!(without.into_iter().all(|i| t.stack_of_row(i) == -1));
+        assert_eq!(t.stack_id_column(report.blocks.len()).len(), report.blocks.len());
         assert_eq!((t.entries_read, t.problems.len()), (3, 0));
         assert_eq!(t.distinct_frames().len(), 5);
     }
@@ -155,7 +153,7 @@ fn entries_outside_the_dump_are_problems_not_errors() {
         assert_eq!(ids_for(&report, &t, edge), vec![-1]);
         assert_eq!(t.problems.len(), 2);
         let p = &t.problems[0];
-        let first_block = (0..report.blocks.len()).find(|&i| report.blocks.stack_trace_entry[i] == outside).unwrap();
+        let first_block = (0..report.blocks.len()).find(|&i| report.traces.of(i) == outside).unwrap();
         assert_eq!(
             (p.trace_entry, p.kind, p.block, p.heap, p.block_count),
             (outside, StackProblemKind::NotCaptured, report.blocks.address[first_block], spec.heap(), 3)
@@ -183,11 +181,11 @@ fn hostile_entries_never_panic_and_stay_bounded() {
             let junk: Vec<u8> = (0..0x1000).map(|_| next() as u8).collect();
             s.put(TRACES, &junk);
             let (report, t) = collect(&spec, &s);
-            assert_eq!(t.block_stack_id.len(), report.blocks.len());
+            assert_eq!(t.rows.len(), report.traces.len());
             assert_eq!(t.offsets.len(), t.len() + 1);
             assert_eq!(*t.offsets.last().unwrap() as usize, t.frames.len());
             assert!(t.depth.iter().all(|&d| (1..=MAX_FRAMES).contains(&d)));
-            assert!(t.block_stack_id.iter().all(|&id| id >= -1 && (id as i64) < t.len() as i64));
+            assert!(t.ids.iter().all(|&id| id >= -1 && (id as i64) < t.len() as i64));
         }
     }
 }
@@ -209,7 +207,7 @@ fn no_ust_means_no_stacks() {
     let report = walk_heap(&mem, &r, 7601);
     let t = StackTable::collect(&mem, &report);
     assert!(t.is_empty() && t.problems.is_empty() && t.entries_read == 0);
-    assert!(t.block_stack_id.iter().all(|&i| i == -1));
+    assert!(t.ids.is_empty() && t.stack_id_column(report.blocks.len()).iter().all(|&i| i == -1));
     assert_eq!(t.offsets, vec![0]);
 }
 

@@ -7,7 +7,9 @@
 
 The structures are transcribed independently of the project's reader (see
 structs.py, process.py, heap_layouts.py, lfh.py and pe.py for the sources), so a mistake in the reader shows
-up as a disagreement with these fixtures instead of being copied into them.
+up as a disagreement with these fixtures instead of being copied into them.  C++ images with MSVC
+RTTI (rtti.py) and the leak-triage expected values (triage.py) follow
+/work/shared/docs/leak-triage.md.
 """
 
 from . import structs
@@ -48,6 +50,9 @@ from .pe import (
     load_image,
     relocation_patches,
 )
+from .rtti import CxxClass, CxxModule, Decoy
+from .triage import CONVENTIONS as TRIAGE_CONVENTIONS
+from .triage import Data, Triage
 from .ntdll import KEYS as NTDLL_KEYS
 from .ntdll import add_ntdll_pdb_module, ntdll_facts
 from .symbols import (
@@ -92,4 +97,5 @@ __all__ = [
     "ALLOCATOR_FUNCTIONS", "ALLOCATOR_MODULES", "TEXT_CONVENTIONS", "PdbFunctions", "Symbolizer",
     "stack_report", "tiny_pdb", "relocation_patches",
     "NTDLL_KEYS", "add_ntdll_pdb_module", "ntdll_facts",
+    "CxxClass", "CxxModule", "Decoy", "Data", "Triage", "TRIAGE_CONVENTIONS",
 ]

@@ -155,6 +155,7 @@ class Thread:
     suspend_count: int = 0
     priority_class: int = fmt.NORMAL_PRIORITY_CLASS
     priority: int = 0
+    registers: dict[str, int] = field(default_factory=dict)   # CONTEXT values (structs.pack_context)
 
     @property
     def stack_size(self) -> int:
@@ -356,6 +357,20 @@ class DumpBuilder:
         self.ranges.append(r)
         return r
 
+    def poke(self, address: int, data: bytes) -> None:
+        """Overwrite bytes of one captured range (values a process wrote after the
+        structures that own the range were laid out: globals, stack slots, object
+        contents).  The bytes must lie inside a single range with explicit data."""
+        end = address + len(data)
+        for r in self.ranges:
+            if r.address <= address and end <= r.end:
+                if r.data is None:
+                    raise ValueError(f"poke at {address:#x}: range {r.address:#x} is a lazy fill")
+                off = address - r.address
+                r.data = r.data[:off] + bytes(data) + r.data[off + len(data):]
+                return
+        raise ValueError(f"poke at {address:#x}+{len(data):#x}: not inside one captured range")
+
     def add_memory_fill(self, address: int, size: int, byte: int = 0,
                         list: str = "mem64") -> MemoryRange:
         if list not in LISTS:
@@ -545,7 +560,7 @@ class DumpBuilder:
             thread_list_rva = a.reserve(size)
             loc["ThreadListStream"] = (thread_list_rva, size)
             for t in self.threads:
-                ctx = fmt.pack_context(self.arch, t.stack_start)
+                ctx = fmt.pack_context(self.arch, t.stack_start, t.registers)
                 ctx_rvas.append(a.put(ctx, len(ctx), align=16))
 
         if "ModuleListStream" in names:

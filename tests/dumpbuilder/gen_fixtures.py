@@ -9,7 +9,9 @@ stacks[], see stack_scenarios.py; the ntdll_* scenarios add ntdll_pdb, see
 ntdll_scenarios.py; the pageheap_* scenarios add page-heap and NormalHeap
 records with block-model rows, see pageheap_scenarios.py; the lfh_* scenarios
 are heap scenarios whose heaps carry an lfh object and nested block rows, plus
-lfh_conventions and lfh_keys, see lfh_scenarios.py).  Malformed inputs:
+lfh_conventions and lfh_keys, see lfh_scenarios.py; the triage_* scenarios are LFH heap
+scenarios with C++ images and a triage object -- RTTI names, content classes, reachability --
+plus triage_series for triage_series_1..3, see triage_scenarios.py).  Malformed inputs:
 empty.dmp, garbage.dmp, truncated.dmp, bad_directory.dmp, each with a .json
 that says what is wrong with it.  series_with_corrupt/: three dumps of one
 process an hour apart and a fourth one cut inside its ModuleListStream, with

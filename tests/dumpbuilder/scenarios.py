@@ -838,3 +838,9 @@ SCENARIOS.update(LFH_SCENARIOS)
 from .segheap_scenarios import SEGHEAP_SCENARIOS  # noqa: E402
 
 SCENARIOS.update(SEGHEAP_SCENARIOS)
+
+# Leak-triage scenarios (C++ RTTI names, content classes, unreferenced blocks) live in
+# triage_scenarios.py (images: rtti.py; expected values: triage.py).
+from .triage_scenarios import TRIAGE_SCENARIOS  # noqa: E402
+
+SCENARIOS.update(TRIAGE_SCENARIOS)

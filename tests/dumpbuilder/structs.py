@@ -277,19 +277,51 @@ CONTEXT_AMD64_ALL = 0x0010001F
 MXCSR_DEFAULT = 0x1F80  # all exceptions masked, round-to-nearest
 
 
-def pack_context(arch: str, stack_pointer: int) -> bytes:
-    """A zeroed CONTEXT with ContextFlags and the stack pointer set."""
+# Integer registers by name (offsets from the layouts above; the same offsets are listed
+# in /work/shared/docs/leak-triage.md section 2.2, from rust-minidump's field order).
+CONTEXT_X86_REGISTERS = {"edi": 0x9C, "esi": 0xA0, "ebx": 0xA4, "edx": 0xA8, "ecx": 0xAC,
+                         "eax": 0xB0, "ebp": 0xB4, "eip": 0xB8, "esp": 0xC4}
+CONTEXT_AMD64_REGISTERS = {"rax": 0x78, "rcx": 0x80, "rdx": 0x88, "rbx": 0x90, "rsp": 0x98,
+                           "rbp": 0xA0, "rsi": 0xA8, "rdi": 0xB0,
+                           **{f"r{i}": 0xB8 + 8 * (i - 8) for i in range(8, 16)},
+                           "rip": 0xF8}
+assert CONTEXT_AMD64_REGISTERS["r15"] == 0xF0
+assert CONTEXT_AMD64_REGISTERS["rsp"] == CONTEXT_AMD64_RSP_OFFSET
+assert CONTEXT_X86_REGISTERS["esp"] == CONTEXT_X86_ESP_OFFSET
+
+
+def context_registers(arch: str) -> dict[str, int]:
+    """Register name -> offset in the CONTEXT of ``arch``."""
+    if arch == "x86":
+        return CONTEXT_X86_REGISTERS
+    if arch == "x64":
+        return CONTEXT_AMD64_REGISTERS
+    raise ValueError(f"unknown arch {arch!r}")
+
+
+def pack_context(arch: str, stack_pointer: int, registers: dict[str, int] | None = None) -> bytes:
+    """A zeroed CONTEXT with ContextFlags and the stack pointer set; ``registers``
+    {name: value} sets integer registers (context_registers), "esp"/"rsp" included."""
     if arch == "x86":
         ctx = bytearray(CONTEXT_X86_SIZE)
         struct.pack_into("<I", ctx, CONTEXT_X86_FLAGS_OFFSET, CONTEXT_X86_ALL)
         struct.pack_into("<I", ctx, CONTEXT_X86_ESP_OFFSET, stack_pointer & 0xFFFFFFFF)
+        form, mask = "<I", 0xFFFFFFFF
     elif arch == "x64":
         ctx = bytearray(CONTEXT_AMD64_SIZE)
         struct.pack_into("<I", ctx, CONTEXT_AMD64_FLAGS_OFFSET, CONTEXT_AMD64_ALL)
         struct.pack_into("<I", ctx, CONTEXT_AMD64_MXCSR_OFFSET, MXCSR_DEFAULT)
         struct.pack_into("<Q", ctx, CONTEXT_AMD64_RSP_OFFSET, stack_pointer)
+        form, mask = "<Q", (1 << 64) - 1
     else:
         raise ValueError(f"unknown arch {arch!r}")
+    offsets = context_registers(arch)
+    for name, value in (registers or {}).items():
+        if name not in offsets:
+            raise ValueError(f"no {arch} register {name!r}; known: {sorted(offsets)}")
+        if not 0 <= value <= mask:
+            raise ValueError(f"{name} = {value:#x} does not fit the register")
+        struct.pack_into(form, ctx, offsets[name], value)
     return bytes(ctx)
 
 

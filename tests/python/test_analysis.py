@@ -34,7 +34,7 @@ K_JIT = "ntdll!RtlAllocateHeap+0x3c\n0x00007ff6`12345678"
 def allocs(path: str, when: dt.datetime, keys: List[str], blocks: List[tuple]) -> DumpAllocations:
     """blocks: (stack_id, user_size, kind) per busy block."""
     n = len(blocks)
-    return DumpAllocations(
+    return DumpAllocations.from_columns(
         path=path,
         time=when,
         pid=4242,
@@ -125,7 +125,7 @@ def test_allocator_frames_are_user_extendable(monkeypatch: pytest.MonkeyPatch) -
     key = "ntdll!RtlAllocateHeap+0x3c\napp!CPool::Alloc+0x10\napp!Parser::Node+0x44"
     assert ntheap.top_frame(key) == "app!CPool::Alloc+0x10"
     assert ntheap.top_frame(key, allocator_frames=ntheap.ALLOCATOR_FRAMES + ["app!CPool::*"]) == "app!Parser::Node+0x44"
-    monkeypatch.setattr(ntheap.analysis, "ALLOCATOR_FRAMES", ntheap.ALLOCATOR_FRAMES + ["CPool::Alloc"])
+    monkeypatch.setattr(ntheap.frames, "ALLOCATOR_FRAMES", ntheap.ALLOCATOR_FRAMES + ["CPool::Alloc"])
     assert ntheap.top_frame(key) == "app!Parser::Node+0x44"
     # "*" is the only wildcard: "?" in a decorated name is literal.
     assert not FrameClassifier(["??2@*"]).is_allocator("app!xx2@foo")

@@ -99,8 +99,8 @@ def load(name: str) -> tuple[Parsed, dict]:
 
 # --------------------------------------------------------------- fixtures
 def _tree(root: str) -> list[str]:
-    """Relative paths of the .dmp/.json files under root (subfolders included), but for
-    fuzz/: the fuzz campaign's regression inputs, which the builder does not write."""
+    """Relative paths of the .dmp/.json files under root (subfolders included, except fuzz/:
+    the inputs the fuzz campaign found bugs with are kept there, not written by the builder)."""
     out = []
     for folder, dirs, files in os.walk(root):
         if folder == root and "fuzz" in dirs:

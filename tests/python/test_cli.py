@@ -75,3 +75,16 @@ def test_address_summary(capsys: pytest.CaptureFixture[str]) -> None:
     size = sum(r["size"] for r in heap_regions)
     assert heap_line.split()[1] == str(len(heap_regions))
     assert f"{size >> 32:x}`{size & 0xFFFFFFFF:08x}" in heap_line
+
+
+def test_heap_s_walk_fills_list_length(capsys: pytest.CaptureFixture[str]) -> None:
+    path, exp = fixture("heap_win7_x64")
+    assert main(["heap", "-s", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert 'List length "?"' in out
+    assert main(["heap", "-s", "--walk", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "List length" not in out
+    for h in exp["heaps"]:
+        row = next(line for line in out.splitlines() if line.startswith(f"{h['address']:016x} "))
+        assert row.split()[5:7] == [str(h["free"]["bytes"] // 1024), str(h["free"]["count"])]

@@ -19,6 +19,7 @@ import ntheap
 from ntheap.address import address_summary_text
 from ntheap.heapviews import heap_detail_text
 from ntheap.report import info_text
+from ntheap.triageviews import heap_l_text
 
 
 def test_hierarchy() -> None:
@@ -150,6 +151,9 @@ def _touch_everything(dump: ntheap.Dump) -> None:
         lambda: _allocations(dump),
         lambda: address_summary_text(dump),
         lambda: [dump.symbolize(m.base + 0x1000) for m in dump.modules],
+        lambda: dump.types().to_pandas(),
+        lambda: dump.unreferenced().to_pandas(),
+        lambda: heap_l_text(dump),
     ]:
         try:
             getter()
@@ -282,7 +286,8 @@ _ENTRY_POINTS = {
     "Dump.arch": "dump.arch",
     "Dump.__repr__": "repr(dump)",
     "Dump.heaps": "dump.heaps",
-    "Dump._block_columns": "dump.blocks()",
+    "Dump._block_source": "dump.blocks()",
+    "BlockSource.columns": "dump.blocks()",
     "Dump._stack_columns": "dump.stacks()",
     "Dump._corruption_columns": "dump.corruption()",
     "Dump.allocation_at": "dump.allocation_at(0)",
@@ -297,7 +302,8 @@ _ENTRY_POINTS = {
     "Lfh.size_classes": "[h.lfh for h in dump.heaps if h.lfh][0].size_classes()",
     "Module.__repr__": "repr(dump.modules[0])",
     "Peb.__repr__": "repr(dump.peb)",
-    "walking the heaps": "dump.heaps",
+    "reading the heap headers": "dump.heaps",
+    "walking the heaps": "dump.blocks()",
 }
 
 
@@ -331,7 +337,8 @@ def test_a_panic_in_any_entry_point_is_an_internal_error() -> None:
     # the Dump methods, the methods of the objects they return, and the walk run apart.
     groups = [
         [op for op in _ENTRY_POINTS if op.startswith("Dump.")],
-        [op for op in _ENTRY_POINTS if op.split(".")[0] in {"Heap", "Lfh", "Module", "Peb"}],
+        [op for op in _ENTRY_POINTS if op.split(".")[0] in {"Heap", "Lfh", "Module", "Peb", "BlockSource"}],
+        ["reading the heap headers"],
         ["walking the heaps"],
     ]
     assert sorted(sum(groups, [])) == sorted(_ENTRY_POINTS)

@@ -200,3 +200,59 @@ def test_address_summary_dataframe() -> None:
     assert {"Heap", "Stack", "TEB", "PEB"} <= set(usage["name"])
     state = df[df.section == "state"].set_index("name")["size"]
     assert int(state["MEM_COMMIT"]) == sum(r["size"] for r in exp["regions"] if r["state"] == 0x1000)
+
+
+@pytest.mark.parametrize("name", ["heap_win7_x64", "heap_wow64_win7", "heap_ust_win10_x86", "lfh_win10_x64"])
+def test_heaps_and_summaries_read_headers_only(name: str) -> None:
+    """heaps, heap_summary(), the !heap -s text and !heap -h read headers and lists; the walk
+    waits for what needs blocks, and then fills List length with the builder's free count."""
+    from ntheap.heapviews import heap_detail_text
+
+    path, exp = fixture(name)
+    dump = ntheap.Dump(path)
+    heaps = {h.address: h for h in dump.heaps}
+    df = dump.heap_summary()
+    text = dump.heap_summary_text()
+    details = [heap_detail_text(dump, e["address"]) for e in nt_heaps(exp)]
+    usage = dump.address_summary()
+    assert not dump.is_walked
+    assert len(usage)
+    assert 'List length "?"' in text and all("need the block walk" in d for d in details)
+    assert df["list_length"].isna().all()
+    for e in nt_heaps(exp):
+        h = heaps[e["address"]]
+        assert (h.reserved, h.committed, h.free_bytes) == (e["totals"]["reserved"], e["totals"]["committed"], e["free"]["bytes"])
+        assert [v.address for v in h.virtual_blocks] == [v["address"] for v in e["virtual_blocks"]]
+        assert "not walked yet" in repr(h)
+    assert not dump.is_walked
+    # What needs the blocks walks the dump once; the heaps then come from the walk.
+    first = nt_heaps(exp)[0]
+    assert heaps[first["address"]].free_list_length == first["free"]["count"]
+    assert dump.is_walked
+    df = dump.heap_summary().set_index("heap")
+    for e in nt_heaps(exp):
+        assert df.loc[e["address"], "list_length"] == e["free"]["count"]
+    assert 'List length "?"' not in dump.heap_summary_text()
+
+
+def test_virtual_block_stacks_are_looked_up_on_first_use() -> None:
+    path, exp = fixture("heap_ust_win7_x64")
+    dump = ntheap.Dump(path)
+    blocks = [v for h in dump.heaps for v in h.virtual_blocks]
+    assert blocks and not dump.is_walked
+    with_trace = [v for v in blocks if v.stack_trace_entry]
+    assert with_trace and all(v.stack_id >= 0 and len(v.stack) > 0 for v in with_trace)
+    assert dump.is_walked
+    again = [v for h in dump.heaps for v in h.virtual_blocks]
+    assert again == blocks
+
+
+def test_workers_bound_the_walk_and_do_not_change_it() -> None:
+    path, _ = fixture("lfh_win10_x64")
+    one, two = ntheap.Dump(path, workers=1), ntheap.Dump(path, workers=2)
+    assert (one.workers, two.workers, ntheap.Dump(path).workers) == (1, 2, None)
+    a, b = one.blocks(), two.blocks()
+    for c in a.columns:
+        assert np.array_equal(a[c], b[c]), c
+    with pytest.raises(ValueError):
+        ntheap.Dump(path, workers=0)

@@ -1,0 +1,304 @@
+"""One dump's user allocations, the one block representation every analysis reads, whether the
+dump was opened here (:class:`ntheap.Dump`) or read by a batch scan (:func:`ntheap.scan`).
+
+An :class:`Allocations` is a :class:`ntheap.Table` of the ``is_allocation`` rows (heap, address,
+user_address, user_size, kind, stack_id, type_id, content) plus the two tables its ids refer to:
+the dump's :class:`ntheap.StackTable` (frames with module, symbol and offset) and its C++ types
+(``Dump.types()``). Ids are local to a dump; the grouping keys of :mod:`ntheap.keys` are what
+compare across dumps. :func:`frame` lays many of them out as one DataFrame
+(``ScanResult.blocks``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _core
+from .frames import FrameClassifier
+from .scanjob import expand_paths, run_scan
+from .stacks import StackTable
+from .table import Table
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from ._dump import Dump
+
+PathLike = Union[str, "os.PathLike[str]"]
+#: The columns of an :class:`Allocations` table.
+ALLOCATION_COLUMNS = ["heap", "address", "user_address", "user_size", "kind", "stack_id", "type_id", "content"]
+BLOCK_KIND_NAMES: Dict[int, str] = dict(_core.BLOCK_KINDS)
+CONTENT_NAMES: Dict[int, str] = dict(_core.CONTENT_CLASSES)
+#: Columns of :func:`frame` (``ScanResult.blocks``).
+FRAME_COLUMNS = ["dump", "time", "heap", "address", "user_address", "user_size", "kind", "kind_name", "stack_id", "stack_key",
+                 "top_frame", "type_id", "type", "content"]
+_TYPE_FIELDS = ("id", "name", "decorated", "module")
+
+
+def _objects(values: Any) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+class Allocations:
+    """The busy user allocations of one dump with the stacks and types their ids refer to.
+
+    Attributes:
+        path, time, pid: which dump, when (UTC, or None) and of which process.
+        table: :class:`ntheap.Table` with :data:`ALLOCATION_COLUMNS`.
+        stacks: the dump's :class:`ntheap.StackTable` (empty without +ust).
+        types: ``Dump.types()`` columns: id, name, decorated, module.
+
+    Example:
+        >>> a = Allocations.from_dump(ntheap.Dump("samples/leaky-x64-1.dmp"))  # doctest: +SKIP
+        >>> len(a), int(a.table["user_size"].sum())  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str, time: Optional[_dt.datetime], pid: Optional[int], table: Table, stacks: StackTable,
+                 types: Dict[str, np.ndarray]) -> None:
+        self.path = path
+        self.time = time
+        self.pid = pid
+        self.table = table
+        self.stacks = stacks
+        self.types = types
+
+    @classmethod
+    def from_dump(cls, dump: "Dump") -> "Allocations":
+        """Read a dump's allocations, stacks and C++ types (runs the type and content passes)."""
+        blocks = dump.blocks()
+        keep = np.asarray(blocks["is_allocation"])
+        table = Table("allocations", {c: np.asarray(blocks[c])[keep] for c in ALLOCATION_COLUMNS})
+        t = dump.types()
+        return cls(str(dump.path), dump.timestamp, dump.pid, table, dump.stacks(), {f: t[f] for f in _TYPE_FIELDS})
+
+    @classmethod
+    def from_record(cls, record: Dict[str, Any]) -> "Allocations":
+        """Build from one record of ``_core.ScanJob.results()`` (which must have no error)."""
+        blocks = record["blocks"]  # the scan keeps the user allocations only
+        ts = record.get("timestamp_unix")
+        time = None if ts is None else _dt.datetime.fromtimestamp(ts, _dt.timezone.utc)
+        made = cls.from_columns(record["path"], time, record.get("pid"), dict(blocks), record.get("stack_keys") or (),
+                                record.get("types"))
+        if record.get("stacks") is not None:
+            made.stacks = StackTable(record["stacks"])
+        return made
+
+    #: The earlier name of :meth:`from_record`.
+    from_scan_record = from_record
+
+    @classmethod
+    def from_columns(cls, path: str, time: Optional[_dt.datetime], pid: Optional[int], columns: Dict[str, np.ndarray],
+                     stack_keys: Sequence[str] = (), types: Optional[Dict[str, Any]] = None) -> "Allocations":
+        """Build from plain columns (hand-made data, or blocks saved elsewhere): the columns of
+        :data:`ALLOCATION_COLUMNS` (type_id and content may be left out: no type, no class),
+        the stack keys the stack ids refer to, and the types the type ids refer to (id, name,
+        decorated, module)."""
+        n = len(columns["user_size"])
+        cols = dict(columns)
+        cols.setdefault("type_id", np.full(n, -1, dtype=np.int32))
+        cols.setdefault("content", np.zeros(n, dtype=np.uint8))
+        t = types or {"id": np.zeros(0, dtype=np.int32), "name": [], "decorated": [], "module": []}
+        return cls(path, time, pid, Table("allocations", {c: np.asarray(cols[c]) for c in ALLOCATION_COLUMNS}),
+                   StackTable.from_keys(list(stack_keys)), {k: _objects(v) if k != "id" else np.asarray(v) for k, v in t.items()})
+
+    @property
+    def columns(self) -> Dict[str, np.ndarray]:
+        """The table's columns as a dict (arrays shared)."""
+        return self.table.to_dict()
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __repr__(self) -> str:
+        return f"<Allocations {self.name}: {len(self)} blocks, {len(self.stacks)} stacks, {len(self.types['id'])} types>"
+
+    @property
+    def name(self) -> str:
+        """The dump's file name."""
+        return os.path.basename(self.path)
+
+    @property
+    def stack_keys(self) -> np.ndarray:
+        """The key of each stack id (its frame texts joined with "\\n")."""
+        return self.stacks.keys()
+
+    def key_codes(self) -> "tuple[np.ndarray, np.ndarray]":
+        """``(codes, keys)`` of the stack grouping (see :func:`ntheap.keys.group`)."""
+        from .keys import group
+
+        g = group(self, "stack")
+        return g.codes, g.keys
+
+
+#: The earlier name of :class:`Allocations`.
+DumpAllocations = Allocations
+
+
+class DumpSkippedWarning(UserWarning):
+    """A dump in a series could not be read and was left out."""
+
+
+def rebuild_error(record: Dict[str, Any]) -> BaseException:
+    """The exception a failed scan record carries (a copy, so that raising it again starts a
+    fresh traceback), with the dump's path in ``path``."""
+    import copy
+
+    exc = record.get("exception")
+    if isinstance(exc, BaseException):
+        return copy.copy(exc)
+    # A record made by hand (tests, older pickles) without the exception object.
+    return _core.DumpError(f"{record['path']}: {record.get('error_kind')}: {record['error']}")
+
+
+def is_pathlike(x: object) -> bool:
+    """A path (str or os.PathLike)."""
+    return isinstance(x, (str, os.PathLike))
+
+
+def collect(items: Sequence[Any], *, symbol_path: Optional[str] = None, progress: Optional[bool] = False,
+            errors: str = "raise", workers: Optional[int] = None) -> List[Allocations]:
+    """Turn dumps, paths, :class:`Allocations` and ScanResults into :class:`Allocations`, in
+    the given order.
+
+    Paths are read together by one batch scan. ``errors``: "raise" (the first failed dump raises
+    its exception), "warn" (skip it with a :class:`DumpSkippedWarning`) or "ignore" (skip it).
+    """
+    if errors not in ("raise", "warn", "ignore"):
+        raise ValueError(f"errors must be 'raise', 'warn' or 'ignore', not {errors!r}")
+    slots: List[Any] = []
+    paths: List[str] = []
+    for item in items:
+        if hasattr(item, "allocations") and hasattr(item, "failed_records"):  # a ScanResult
+            slots.extend(item.allocations())
+            slots.extend(item.failed_records())
+        elif is_pathlike(item):
+            for p in expand_paths([item]):
+                slots.append(len(paths))
+                paths.append(p)
+        elif isinstance(item, Allocations):
+            slots.append(item)
+        elif hasattr(item, "blocks") and hasattr(item, "stacks"):
+            slots.append(Allocations.from_dump(item))
+        else:
+            raise TypeError(f"expected a Dump, a path or a ScanResult, not {type(item).__name__}")
+    records = run_scan(paths, workers=workers, progress=progress, symbol_path=symbol_path) if paths else []
+    out: List[Allocations] = []
+    for slot in slots:
+        rec = records[slot] if isinstance(slot, int) else slot
+        if isinstance(rec, Allocations):
+            out.append(rec)
+            continue
+        if rec.get("error") is None:
+            out.append(Allocations.from_record(rec))
+            continue
+        if errors == "raise":
+            raise rebuild_error(rec)
+        if errors == "warn":
+            import warnings
+
+            warnings.warn(DumpSkippedWarning(f"skipped {rec['path']}: {rec.get('error_kind')}: {rec['error']}"), stacklevel=3)
+    return out
+
+
+def one(dump: Any, symbol_path: Optional[str] = None) -> Allocations:
+    """An :class:`Allocations` from a Dump, a path or an Allocations."""
+    if isinstance(dump, Allocations):
+        return dump
+    if is_pathlike(dump):
+        from ._dump import Dump
+
+        return Allocations.from_dump(Dump(dump, symbol_path=symbol_path))
+    return Allocations.from_dump(dump)
+
+
+class _Categories:
+    """The categories of one categorical column built dump by dump: each dump brings its
+    distinct values and per-row codes into them; strings are handled once per distinct value,
+    never once per row. Categories are in order of first appearance; None is missing (-1)."""
+
+    def __init__(self) -> None:
+        self.values: List[Any] = []
+        self._index: Dict[Any, int] = {}
+        self.codes: List[np.ndarray] = []
+
+    def add(self, values: np.ndarray, codes: np.ndarray) -> None:
+        codes = np.asarray(codes, dtype=np.int64)
+        lut = np.full(len(values), -1, dtype=np.int32)
+        if len(codes):
+            present, first = np.unique(codes[codes >= 0], return_index=True)
+            for j in present[np.argsort(first)]:
+                v = values[int(j)]
+                if v is None:
+                    continue
+                g = self._index.get(v)
+                if g is None:
+                    g = self._index[v] = len(self.values)
+                    self.values.append(v)
+                lut[int(j)] = g
+        self.codes.append(lut[codes] if len(lut) else np.full(len(codes), -1, dtype=np.int32))
+
+
+def frame(allocs: Sequence[Allocations], classifier: Optional[FrameClassifier] = None) -> "pd.DataFrame":
+    """One DataFrame of the allocations of several dumps (columns :data:`FRAME_COLUMNS`).
+
+    ``dump``, ``kind_name``, ``stack_key``, ``top_frame``, ``type`` and ``content`` are
+    categoricals, so a stack or a type shared by a million blocks is stored once.
+    """
+    import pandas as pd
+
+    from .keys import group
+
+    classifier = classifier or FrameClassifier()
+    paths = [a.path for a in allocs]
+    dump_index = pd.Index(list(dict.fromkeys(paths)), dtype=object)
+    cols: Dict[str, List[np.ndarray]] = {c: [] for c in ALLOCATION_COLUMNS}
+    parts: Dict[str, List[np.ndarray]] = {"dump": [], "time": []}
+    stack_key, top_frame, type_name = _Categories(), _Categories(), _Categories()
+    for i, a in enumerate(allocs):
+        for c in ALLOCATION_COLUMNS:
+            cols[c].append(np.asarray(a.table[c]))
+        n = len(a)
+        parts["dump"].append(np.full(n, i, dtype=np.int32))
+        stamp = np.datetime64(int(a.time.timestamp()), "s") if a.time is not None else np.datetime64("NaT")
+        parts["time"].append(np.full(n, stamp, dtype="datetime64[ns]"))
+        s = group(a, "stack", classifier)
+        stack_key.add(s.keys, s.codes)
+        top_frame.add(s.labels, s.codes)
+        t = group(a, "type", classifier)
+        type_name.add(t.labels, t.codes)
+
+    def cat(arrs: List[np.ndarray], dtype: Any) -> np.ndarray:
+        return np.concatenate(arrs).astype(dtype, copy=False) if arrs else np.zeros(0, dtype=dtype)
+
+    def categorical(c: "_Categories") -> "pd.Categorical":
+        return pd.Categorical.from_codes(cat(c.codes, np.int32), categories=pd.Index(c.values, dtype=object))
+
+    kinds = cat(cols["kind"], np.uint8)
+    kind_cats = [BLOCK_KIND_NAMES[c] for c in sorted(BLOCK_KIND_NAMES)]
+    content = cat(cols["content"], np.uint8)
+    content_cats = [CONTENT_NAMES[c] for c in sorted(CONTENT_NAMES)]
+    return pd.DataFrame(
+        {
+            "dump": pd.Categorical.from_codes(dump_index.get_indexer(paths)[cat(parts["dump"], np.int32)], categories=dump_index),
+            "time": pd.DatetimeIndex(cat(parts["time"], "datetime64[ns]")).tz_localize("UTC"),
+            "heap": cat(cols["heap"], np.uint64),
+            "address": cat(cols["address"], np.uint64),
+            "user_address": cat(cols["user_address"], np.uint64),
+            "user_size": cat(cols["user_size"], np.uint64),
+            "kind": kinds,
+            "kind_name": pd.Categorical.from_codes(kinds.astype(np.int64), categories=pd.Index(kind_cats, dtype=object)),
+            "stack_id": cat(cols["stack_id"], np.int32),
+            "stack_key": categorical(stack_key),
+            "top_frame": categorical(top_frame),
+            "type_id": cat(cols["type_id"], np.int32),
+            "type": categorical(type_name),
+            "content": pd.Categorical.from_codes(content.astype(np.int64), categories=pd.Index(content_cats, dtype=object)),
+        },
+        columns=FRAME_COLUMNS,
+    )
