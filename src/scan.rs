@@ -63,6 +63,8 @@ pub struct DumpScan {
     pub main_module: Option<String>,
     /// What the walk does not cover (see [`heap::coverage`]).
     pub gaps: Vec<heap::Warning>,
+    /// How many heaps the PEB(s) list, and how many of them were walked.
+    pub heaps: (usize, usize),
 }
 
 /// How a scan reads each dump.
@@ -141,6 +143,7 @@ pub fn scan_one_with(path: &Path, options: &ScanOptions) -> Result<DumpScan> {
         types: types.types,
         process_create_time: dump.info().process_create_time,
         main_module: dump.info().modules.first().map(|m| m.name().to_owned()),
+        heaps: (report.heaps.len(), report.heaps.iter().filter(|h| h.status == heap::HeapStatus::Walked).count()),
         gaps: report.warnings,
     })
 }

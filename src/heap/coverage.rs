@@ -9,7 +9,7 @@
 //! - **survey** gaps come from headers, lists and the dump's memory map alone, and are in the
 //!   report of a [`super::WalkDepth::Headers`] survey: heaps whose header is not captured
 //!   (`not_captured:heap_header`), committed segment ranges and virtual blocks the dump lacks
-//!   (`not_captured:segment_range`, `not_captured:virtual_block`), heaps that were not walked
+//!   (`not_captured:segment_range`), heaps that were not walked
 //!   (`not_walked:<reason>`), a process with no Windows heap at all (`no_heap_listed`,
 //!   `no_nt_heap`), lists cut at a cap (`truncated:list_length`) and heaps skipped for the row cap
 //!   (`truncated:max_rows`);
@@ -275,7 +275,8 @@ fn committed_ranges(s: &super::SegmentInfo) -> Vec<(u64, u64)> {
     out
 }
 
-/// `not_captured:segment_range` and `not_captured:virtual_block` for a walked NT heap.
+/// `not_captured:segment_range` for a walked NT heap. (A virtual block whose pages are missing
+/// still has its size in its header, so its allocation is counted: that is no gap.)
 fn memory_not_captured(h: &HeapInfo, mem: &AddressSpace, out: &mut Vec<Warning>) {
     if h.status != HeapStatus::Walked || h.kind != HeapKind::Nt {
         return;
@@ -297,29 +298,9 @@ fn memory_not_captured(h: &HeapInfo, mem: &AddressSpace, out: &mut Vec<Warning>)
             ranges,
             bytes,
             format!(
-                "{bytes} committed bytes in {ranges} segment ranges of heap {:#x} are not in the dump: the blocks \
-                 there are not counted; {FULL_DUMP_ADVICE}",
-                h.address
-            ),
-        ));
-    }
-    let (mut blocks, mut vbytes) = (0u64, 0u64);
-    for v in h.virtual_blocks.iter().filter(|v| v.corrupt.is_none()) {
-        let missing = v.commit_size.saturating_sub(mem.captured_in(v.address, v.commit_size));
-        if missing > 0 {
-            blocks += 1;
-            vbytes = vbytes.saturating_add(missing);
-        }
-    }
-    if blocks > 0 {
-        out.push(Warning::heap(
-            h.address,
-            "not_captured:virtual_block",
-            blocks,
-            vbytes,
-            format!(
-                "{vbytes} committed bytes of {blocks} virtual blocks of heap {:#x} are not in the dump (their sizes \
-                 are known, their contents are not); {FULL_DUMP_ADVICE}",
+                "{bytes} committed bytes in {} of heap {:#x} are not in the dump: the blocks there are not \
+                 counted; {FULL_DUMP_ADVICE}",
+                plural(ranges, "segment range"),
                 h.address
             ),
         ));
@@ -334,8 +315,9 @@ fn lists_cut(report: &HeapReport, out: &mut Vec<Warning>) {
     }
     for (heap, n) in per_heap {
         let message = format!(
-            "{n} lists of {} were cut short (more nodes than Limits.max_list_nodes or the walk's node budget): \
+            "{} of {} were cut short (more nodes than Limits.max_list_nodes or the walk's node budget): \
              what lies past the cut is not reported (see Dump.corruption())",
+            plural(n, "list"),
             if heap == 0 { "the process".to_string() } else { format!("heap {heap:#x}") }
         );
         let scope = if heap == 0 { Scope::Dump } else { Scope::Heap };
@@ -399,7 +381,8 @@ pub fn walk_gaps(report: &HeapReport) -> Vec<Warning> {
                 count,
                 bytes,
                 format!(
-                    "{bytes} bytes in {count} stretches of heap {:#x} could not be parsed into blocks: {why}",
+                    "{bytes} bytes in {} of heap {:#x} could not be parsed into blocks: {why}",
+                    plural(count, "stretch"),
                     h.address
                 ),
             ));
@@ -419,6 +402,15 @@ pub fn walk_gaps(report: &HeapReport) -> Vec<Warning> {
         }
     }
     out
+}
+
+/// `1 range`, `2 ranges`, `3 stretches`.
+fn plural(n: u64, word: &str) -> String {
+    match (n, word.ends_with("ch")) {
+        (1, _) => format!("1 {word}"),
+        (_, true) => format!("{n} {word}es"),
+        _ => format!("{n} {word}s"),
+    }
 }
 
 /// `BadChecksum` → `bad_checksum`.

@@ -85,7 +85,8 @@ impl ScanJob {
     /// `ntheap.DumpError` or `OSError` the dump raised, with its attributes, `path` set and the
     /// path before its message, or None), error (the message alone), error_kind (its class
     /// name), timestamp_unix, pid, process_create_time_unix, main_module, coverage (the
-    /// (scope, heap, what, count, bytes, message) rows of `Dump.coverage()`), blocks (dict of numpy arrays: heap, address, user_address,
+    /// (scope, heap, what, count, bytes, message) rows of `Dump.coverage()`), heaps_listed,
+    /// heaps_walked, blocks (dict of numpy arrays: heap, address, user_address,
     /// user_size, kind, stack_id, type_id, content), stack_keys, stacks (as
     /// `Dump._stack_columns`) and types (as `Dump._type_columns`).
     fn results<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
@@ -110,6 +111,8 @@ impl ScanJob {
                             .map(|w| (w.scope.name(), w.heap, w.what.clone(), w.count, w.bytes, w.message.clone()))
                             .collect();
                         d.set_item("coverage", gaps)?;
+                        d.set_item("heaps_listed", s.heaps.0)?;
+                        d.set_item("heaps_walked", s.heaps.1)?;
                         let b = PyDict::new(py);
                         b.set_item("heap", s.blocks.heap.clone().into_pyarray(py))?;
                         b.set_item("address", s.blocks.address.clone().into_pyarray(py))?;
@@ -142,6 +145,8 @@ impl ScanJob {
                         d.set_item("process_create_time_unix", py.None())?;
                         d.set_item("main_module", py.None())?;
                         d.set_item("coverage", PyList::empty(py))?;
+                        d.set_item("heaps_listed", 0)?;
+                        d.set_item("heaps_walked", 0)?;
                         d.set_item("blocks", py.None())?;
                         d.set_item("stack_keys", py.None())?;
                         d.set_item("stacks", py.None())?;
