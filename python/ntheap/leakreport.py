@@ -9,7 +9,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple
 
 from ._core import DumpError
 from .aggregate import size_histogram, top_stacks, top_types
@@ -232,6 +232,19 @@ def _heap_usage_text(dump: "Dump", a: Allocations, n: int = 5) -> str:
                         rows, align="rllrrrrr")
 
 
+def _views(dump: "Dump", views: Sequence[Tuple[str, Callable[[], str]]]) -> List[str]:
+    """Titled views of one dump. A dump may lack what one view needs (no MemoryInfoList, a PEB
+    not captured): that view says why and the others are still printed."""
+    lines: List[str] = []
+    for title, view in views:
+        try:
+            text = view()
+        except DumpError as e:
+            text = f"  unavailable: {type(e).__name__}: {e}"
+        lines += ["", title, text]
+    return lines
+
+
 def _section(title: str) -> List[str]:
     return ["", "=" * len(title), title, "=" * len(title)]
 
@@ -272,6 +285,11 @@ def build_report(paths: Sequence[str], *, top: int = 10, stacks: int = 3, plot: 
         lines += [f"  warning: {m}" for m in gap_messages(a, prefix=True)]
     if not allocs:
         lines.append("No dump could be read." if not readable else "No heap of these dumps could be read: there is nothing to report.")
+        if readable:  # what the latest dump's memory and heap list still tell
+            dump = Dump(readable[-1].path, symbol_path=symbol_path, image_path=image_path)
+            lines += _section(f"Latest dump: {readable[-1].name} ({_when(readable[-1])})")
+            lines += _views(dump, [("Address space (!address -summary):", lambda: address_summary_text(dump)),
+                                   ("Heaps (!heap -s):", lambda: dump.heap_summary_text().rstrip("\n"))])
         out.text = "\n".join(lines) + "\n"
         out.status = NO_ANSWER
         return out
@@ -317,18 +335,11 @@ def build_report(paths: Sequence[str], *, top: int = 10, stacks: int = 3, plot: 
         lines.append(f"  unavailable: {type(e).__name__}: {e}")
     lines += _section(f"Latest dump: {latest.name} ({_when(latest)})")
     lines += [f"  warning: {m}" for m in gap_messages(latest)]
-    # A dump may lack what one view needs (no MemoryInfoList, a PEB not captured): that view
-    # says why and the report goes on.
-    for title, view in [
+    lines += _views(dump, [
         ("Address space (!address -summary):", lambda: address_summary_text(dump)),
         ("Heaps (!heap -s):", lambda: dump.heap_summary_text().rstrip("\n")),
         ("Biggest heaps by busy bytes:", lambda: _heap_usage_text(dump, latest)),
-    ]:
-        try:
-            text = view()
-        except DumpError as e:
-            text = f"  unavailable: {type(e).__name__}: {e}"
-        lines += ["", title, text]
+    ])
     if has_stacks:
         ts = top_stacks(latest, n=top)
         lines += ["", top_stacks_text(ts, total_count=len(latest), total_bytes=int(latest.table["user_size"].sum()),
