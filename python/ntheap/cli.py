@@ -102,8 +102,8 @@ def _cmd_heap(args: argparse.Namespace) -> int:
     if args.h is not None:
         heap = dump.heap(args.h)
         print(heap_detail_text(dump, args.h, walk=args.walk))
-        gaps = dump.coverage(walk=args.walk)
-        mine = [m for m, a in zip(gaps["message"], gaps["heap"]) if int(a) == heap.address]
+        table = dump.coverage(walk=args.walk)
+        mine = [m for m, a in zip(table["message"], table["heap"]) if int(a) == heap.address]
         if heap.status == "walked" and not (args.walk or dump.is_walked):
             _warn(mine)  # after the walk, heap_detail_text prints them itself; "not walked: ..." says why
         return GAPS if mine or heap.status != "walked" else FULL

@@ -179,7 +179,7 @@ def likely_leaks_text(dump: "Dump", *, n: int = 10) -> str:
         rows = [[_n(r.unreferenced_bytes), _n(r.unreferenced_count), _n(r.count), _clip(str(r.type_name), 70)]
                 for r in lost.itertuples()]
         lines += ["", format_table(["unref bytes", "unref count", "of count", "type"], rows, align="rrrl")]
-        df = leaks.to_pandas().sort_values("user_size", ascending=False, kind="stable").head(n)
+        df = leaks.to_pandas().sort_values(["user_size", "user_address"], ascending=[False, True], kind="stable").head(n)
         rows = [[f"{int(r.user_address):#x}", _n(r.user_size), _clip(r.type if isinstance(r.type, str) else f"({r.content_name})", 50),
                  _clip(str(r.preview), 50)] for r in df.itertuples()]
         lines += ["", "Largest unreferenced blocks:", format_table(["user address", "bytes", "type", "preview"], rows, align="lrll")]
@@ -222,7 +222,7 @@ def _heap_usage_text(dump: "Dump", a: Allocations, n: int = 5) -> str:
     heaps = a.table["heap"]
     sizes = a.table["user_size"]
     busy = {int(h): (int((heaps == np.uint64(h)).sum()), int(sizes[heaps == np.uint64(h)].sum())) for h in summary["heap"]}
-    order = sorted(summary.itertuples(), key=lambda r: (-busy[int(r.heap)][1], -int(r.committed)))
+    order = sorted(summary.itertuples(), key=lambda r: (-busy[int(r.heap)][1], -int(r.committed), int(r.heap)))
     rows = [
         [f"{int(r.heap):#x}", r.arch, r.kind, _n(busy[int(r.heap)][0]), _n(busy[int(r.heap)][1]), _n(r.committed),
          _n(r.virtual_block_bytes), _n(r.reserved)]
