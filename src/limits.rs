@@ -84,6 +84,22 @@ impl Cancel {
     }
 }
 
+/// A test hook: when `NTHEAP_TEST_PAUSE_MS` is set (read once per process), wait that many
+/// milliseconds, in 5 ms steps that end early once `cancel` is set. The walk calls it before each
+/// heap, so that a test can interrupt a walk of a small dump at a known point. With the variable
+/// unset this is one load of a cached value.
+pub fn test_pause(cancel: &Cancel) {
+    static PAUSE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let ms =
+        *PAUSE.get_or_init(|| std::env::var("NTHEAP_TEST_PAUSE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0));
+    let mut left = ms;
+    while left > 0 && !cancel.is_set() {
+        let step = left.min(5);
+        std::thread::sleep(std::time::Duration::from_millis(step));
+        left -= step;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -402,6 +402,7 @@ pub fn walk_with(dump: &Dump, options: &WalkOptions) -> Result<HeapReport> {
         }
         report.corruption.extend(half.problems.iter().cloned());
         for h in &heaps {
+            crate::limits::test_pause(&options.cancel);
             options.cancel.check("walking the heaps")?;
             if report.blocks.len() as u64 >= options.limits.max_rows {
                 report.rows_capped += 1;

@@ -383,7 +383,12 @@ impl Heap {
                     }
                 ),
                 status => match h.signature_word.filter(|_| h.kind == crate::heap::HeapKind::Unknown) {
-                    Some(w) => format!("Heap({:#x}, {} {}, {status}, signature word {w:#010x})", h.address, h.kind.name(), h.arch),
+                    Some(w) => format!(
+                        "Heap({:#x}, {} {}, {status}, signature word {w:#010x})",
+                        h.address,
+                        h.kind.name(),
+                        h.arch
+                    ),
                     None => format!("Heap({:#x}, {} {}, {status})", h.address, h.kind.name(), h.arch),
                 },
             })
