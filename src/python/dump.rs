@@ -621,7 +621,7 @@ impl PyDump {
             let index = self.session.block_index(py)?;
             let stacks = Arc::clone(&w.stacks);
             let found =
-                self.session.with_block_refs(py, "finding the block of an address", move |report, refs, _| {
+                self.session.with_block_refs_quick(py, "finding the block of an address", move |report, refs, _| {
                     CoreAllocation::find(report, refs, &stacks, &index, address)
                 })?;
             let Some(a) = found else { return Ok(None) };

@@ -290,11 +290,13 @@ impl Session {
         Ok(self.walked.get_or_init(|| w).clone())
     }
 
-    /// Run `f` on the stored block columns, borrowed from their numpy arrays, without the GIL.
-    pub(crate) fn with_block_refs<R: Send>(
+    /// Run `f` on the stored block columns, borrowed from their numpy arrays, without the GIL
+    /// (`quick`: on this thread, else on one of its own while this one watches for Ctrl-C).
+    fn block_refs_call<R: Send>(
         &self,
         py: Python<'_>,
         what: &str,
+        quick: bool,
         f: impl for<'a> FnOnce(&HeapReport, &BlockRefs<'a>, &Cancel) -> R + Send,
     ) -> PyResult<R> {
         let w = self.walked(py)?;
@@ -326,11 +328,32 @@ impl Session {
         let refs = BlockRefs::from_columns(find)
             .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("the block columns are not as the schema says"))?;
         let report = Arc::clone(&w.report);
-        let out = interruptible(py, |cancel| {
+        let run = |cancel: &Cancel| {
             let r = self.in_pool(|| guard(|| what.to_string(), || Ok(f(&report, &refs, cancel))));
             cancel.check(what).and(r)
-        })?;
+        };
+        let out = if quick { py.detach(|| run(&Cancel::new())) } else { interruptible(py, run)? };
         Ok(out?)
+    }
+
+    /// Run `f` on the stored block columns without the GIL, interruptible by Ctrl-C (a pass).
+    pub(crate) fn with_block_refs<R: Send>(
+        &self,
+        py: Python<'_>,
+        what: &str,
+        f: impl for<'a> FnOnce(&HeapReport, &BlockRefs<'a>, &Cancel) -> R + Send,
+    ) -> PyResult<R> {
+        self.block_refs_call(py, what, false, f)
+    }
+
+    /// [`Self::with_block_refs`] for work too short to need a thread of its own (one lookup).
+    pub(crate) fn with_block_refs_quick<R: Send>(
+        &self,
+        py: Python<'_>,
+        what: &str,
+        f: impl for<'a> FnOnce(&HeapReport, &BlockRefs<'a>, &Cancel) -> R + Send,
+    ) -> PyResult<R> {
+        self.block_refs_call(py, what, true, f)
     }
 
     /// The symbolizer (PDB and export tables load later, per module, on first use).
