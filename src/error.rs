@@ -100,6 +100,12 @@ pub enum Error {
         /// What is not supported.
         reason: String,
     },
+    /// The caller cancelled the work (Ctrl-C from Python; see [`crate::limits::Cancel`]).
+    #[error("interrupted while {operation}")]
+    Interrupted {
+        /// What was being done.
+        operation: String,
+    },
     /// ntheap itself failed: a panic caught by [`guard`]. Never a property of the dump alone.
     #[error("internal error in ntheap while {operation}: {message} (this is a bug in ntheap, not a problem with the dump; please report it with the dump)")]
     Internal {
@@ -132,6 +138,7 @@ impl Error {
             Error::NotFound { .. } => "NotFound",
             Error::UnsupportedLayout { .. } => "UnsupportedLayout",
             Error::Unsupported { .. } => "Unsupported",
+            Error::Interrupted { .. } => "Interrupted",
             Error::Internal { .. } => "Internal",
         }
     }

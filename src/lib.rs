@@ -23,6 +23,7 @@ pub mod dump;
 pub mod error;
 pub mod heap;
 pub mod layouts;
+pub mod limits;
 pub mod mapped;
 pub mod memory;
 pub mod prefetch;

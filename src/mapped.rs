@@ -22,6 +22,13 @@ impl FileBytes {
     /// mapping zero bytes is an error on some platforms.
     pub fn map(path: &Path) -> Result<Self> {
         let io_err = |source| Error::Io { path: path.to_path_buf(), source: std::sync::Arc::new(source) };
+        // Mapping a directory fails with ENODEV ("No such device"), which tells a user nothing.
+        if path.is_dir() {
+            return Err(io_err(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "it is a directory; give a .dmp file (growth, report and scan also take a folder of them)",
+            )));
+        }
         let file = File::open(path).map_err(io_err)?;
         let len = file.metadata().map_err(io_err)?.len();
         if len == 0 {

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use crate::dump::Dump;
 use crate::error::{guard, Result};
 use crate::heap;
+use crate::limits::{Cancel, Limits};
 use crate::stacks::StackTable;
 use crate::symbols::{Symbolizer, TableSymbols};
 use crate::triage::{self, Committed, Images, RttiType};
@@ -56,20 +57,67 @@ pub struct DumpScan {
     pub symbols: TableSymbols,
     /// The C++ types of [`BusyBlocks::type_id`].
     pub types: Vec<RttiType>,
+    /// Process creation time (MiscInfo, seconds since the Unix epoch), when recorded.
+    pub process_create_time: Option<u32>,
+    /// File name of the first module (the process's executable), when the dump lists modules.
+    pub main_module: Option<String>,
+    /// What the walk does not cover (see [`heap::coverage`]).
+    pub gaps: Vec<heap::Warning>,
+    /// How many heaps the PEB(s) list, and how many of them were walked.
+    pub heaps: (usize, usize),
+}
+
+/// How a scan reads each dump.
+#[derive(Debug, Clone, Default)]
+pub struct ScanOptions {
+    /// A debugger symbol path (see [`Symbolizer::new`]).
+    pub symbol_path: Option<String>,
+    /// Local binaries for image pages the dumps lack (see [`Images::load`]).
+    pub image_path: Option<String>,
+    /// Caps on the work of each dump.
+    pub limits: Limits,
+    /// Set to stop the scan: dumps not yet started fail with [`crate::Error::Interrupted`].
+    pub cancel: Cancel,
 }
 
 /// Reduce one dump: its user allocations with their stack, C++ type and content class, and the
 /// tables those ids refer to. `image_path` is as in [`Images::load`].
 pub fn scan_one(path: &Path, symbol_path: Option<&str>, image_path: Option<&str>) -> Result<DumpScan> {
+    let options = ScanOptions {
+        symbol_path: symbol_path.map(str::to_owned),
+        image_path: image_path.map(str::to_owned),
+        ..ScanOptions::default()
+    };
+    scan_one_with(path, &options)
+}
+
+/// [`scan_one`] under `options` (limits, cancellation).
+pub fn scan_one_with(path: &Path, options: &ScanOptions) -> Result<DumpScan> {
+    let cancel = &options.cancel;
+    let what = "scanning the dumps";
+    cancel.check(what)?;
     let dump = Dump::open(path)?;
-    let report = heap::walk(&dump)?;
-    let stacks = StackTable::collect(dump.memory(), &report);
-    let symbols = Symbolizer::new(&dump, symbol_path).symbolize_table(&stacks);
-    let images = Images::load(&dump, image_path);
+    let walk = heap::WalkOptions {
+        symbol_path: None,
+        depth: heap::WalkDepth::Blocks,
+        limits: options.limits,
+        cancel: cancel.clone(),
+    };
+    let mut report = heap::walk_with(&dump, &walk)?;
+    let stacks = StackTable::collect_with(dump.memory(), &report, options.limits.max_stack_depth);
+    report.warnings.extend(heap::coverage::stack_gaps(&stacks, options.limits.max_stack_depth));
+    let symbolizer =
+        Symbolizer::new(&dump, options.symbol_path.as_deref()).with_max_pdb_bytes(options.limits.max_symbol_file_bytes);
+    let symbols = symbolizer.symbolize_table(&stacks);
+    report.warnings.extend(heap::coverage::symbol_gaps(&symbolizer.pdbs_over_cap()));
+    cancel.check(what)?;
+    let images = Images::load(&dump, options.image_path.as_deref());
     let refs = report.blocks.refs();
-    let types = triage::name_blocks(dump.memory(), &images, &report, &refs);
+    let types = triage::name_blocks_until(dump.memory(), &images, &report, &refs, cancel);
+    cancel.check(what)?;
     let committed = Committed::new(dump.info().regions.as_deref());
-    let content = triage::classify_blocks(dump.memory(), &committed, &report, &refs, &types.type_id);
+    let content = triage::classify_blocks_until(dump.memory(), &committed, &report, &refs, &types.type_id, cancel);
+    cancel.check(what)?;
     let b = &report.blocks;
     let mut out = BusyBlocks::default();
     for (i, &class) in content.iter().enumerate() {
@@ -93,6 +141,10 @@ pub fn scan_one(path: &Path, symbol_path: Option<&str>, image_path: Option<&str>
         stacks,
         symbols,
         types: types.types,
+        process_create_time: dump.info().process_create_time,
+        main_module: dump.info().modules.first().map(|m| m.name().to_owned()),
+        heaps: (report.heaps.len(), report.heaps.iter().filter(|h| h.status == heap::HeapStatus::Walked).count()),
+        gaps: report.warnings,
     })
 }
 
@@ -101,15 +153,14 @@ pub fn scan_one(path: &Path, symbol_path: Option<&str>, image_path: Option<&str>
 pub fn scan(
     paths: &[PathBuf],
     workers: Option<usize>,
-    symbol_path: Option<&str>,
-    image_path: Option<&str>,
+    options: &ScanOptions,
     done: &AtomicUsize,
 ) -> Vec<Result<DumpScan>> {
     let run = || {
         paths
             .par_iter()
             .map(|p| {
-                let r = guard(|| format!("analysing {}", p.display()), || scan_one(p, symbol_path, image_path));
+                let r = guard(|| format!("analysing {}", p.display()), || scan_one_with(p, options));
                 done.fetch_add(1, Ordering::Relaxed);
                 r
             })

@@ -263,7 +263,7 @@ fn walk_image(data: &[u8]) -> Option<(Image, HeapReport)> {
 
 fn summaries(report: &HeapReport) {
     let _ = report.summary_table();
-    let _ = heap::summary::warnings(report);
+    let _ = heap::coverage::walk_gaps(report);
     for h in &report.heaps {
         let _ = (h.summary.external_fragmentation_pct(), h.summary.virtual_address_fragmentation_pct());
         let _ = (report.heap_of_row(h.blocks.start), report.segment_of_row(h.blocks.start), &h.virtual_rows);

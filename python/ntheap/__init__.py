@@ -12,9 +12,11 @@ from ._core import (
     DumpError,
     Frame,
     InternalError,
+    Limits,
     MemoryNotCaptured,
     MissingStreamError,
     Module,
+    NoSuchHeapError,
     NotAMinidumpError,
     Peb,
     StructureNotFoundError,
@@ -27,6 +29,7 @@ from ._dump import Dump
 from ._schema import BLOCK_COLUMNS, BLOCK_SCHEMA
 from .aggregate import size_histogram, top_content, top_modules, top_stacks, top_types
 from .allocations import Allocations, DumpSkippedWarning
+from .coverage import COVERAGE_COLUMNS
 from .frames import ALLOCATOR_FRAMES, top_frame
 from .plotting import plot_growth
 from .timeline import diff, growing, growth
@@ -41,15 +44,18 @@ __all__ = [
     "Allocations",
     "BLOCK_COLUMNS",
     "BLOCK_SCHEMA",
+    "COVERAGE_COLUMNS",
     "CorruptDumpError",
     "Dump",
     "DumpError",
     "DumpSkippedWarning",
     "Frame",
     "InternalError",
+    "Limits",
     "MemoryNotCaptured",
     "MissingStreamError",
     "Module",
+    "NoSuchHeapError",
     "NotAMinidumpError",
     "Peb",
     "ScanResult",

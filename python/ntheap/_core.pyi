@@ -18,8 +18,10 @@ __all__ = [
     "CorruptDumpError",
     "DumpError",
     "InternalError",
+    "Limits",
     "MemoryNotCaptured",
     "MissingStreamError",
+    "NoSuchHeapError",
     "NotAMinidumpError",
     "StructureNotFoundError",
     "TruncatedDumpError",
@@ -105,6 +107,31 @@ class InternalError(DumpError):
     operation: str
     panic_message: str
 
+class NoSuchHeapError(DumpError):
+    """No heap of the dump has the address asked for; the message lists the heaps there are."""
+
+    address: int
+
+@final
+class Limits:
+    def __new__(
+        cls,
+        *,
+        max_rows: Optional[int] = None,
+        max_list_nodes: Optional[int] = None,
+        max_stack_depth: Optional[int] = None,
+        max_symbol_file_bytes: Optional[int] = None,
+    ) -> "Limits": ...
+    @property
+    def max_rows(self) -> int: ...
+    @property
+    def max_list_nodes(self) -> int: ...
+    @property
+    def max_stack_depth(self) -> int: ...
+    @property
+    def max_symbol_file_bytes(self) -> int: ...
+    def __eq__(self, value: object, /) -> bool: ...
+
 @final
 class Module:
     @property
@@ -187,7 +214,11 @@ class Dump:
         symbol_path: Optional[str] = None,
         image_path: Optional[str] = None,
         workers: Optional[int] = None,
+        limits: Optional[Limits] = None,
     ) -> "Dump": ...
+    @property
+    def limits(self) -> Limits: ...
+    def _coverage_rows(self, walk: bool = True) -> List[Tuple[str, int, str, int, int, str]]: ...
     @property
     def symbol_path(self) -> Optional[str]: ...
     @property
@@ -442,6 +473,8 @@ class Heap:
     @property
     def not_walked(self) -> Optional[str]: ...
     @property
+    def signature_word(self) -> Optional[int]: ...
+    @property
     def warnings(self) -> List[Tuple[str, int, int, str]]: ...
     @property
     def block_count(self) -> int: ...
@@ -570,9 +603,11 @@ class ScanJob:
         workers: Optional[int] = None,
         symbol_path: Optional[str] = None,
         image_path: Optional[str] = None,
+        limits: Optional[Limits] = None,
     ) -> "ScanJob": ...
     @property
     def total(self) -> int: ...
+    def cancel(self) -> None: ...
     def done(self) -> int: ...
     def finished(self) -> bool: ...
     def results(self) -> List[Dict[str, Any]]: ...

@@ -37,14 +37,17 @@ class Dump(_core.Dump):
     The file is memory-mapped; opening costs time proportional to its stream directory and
     memory-range count, not to its size.
 
-    ``Dump(path, symbol_path=None, image_path=None, workers=None)``: ``symbol_path`` is a debugger symbol path
+    ``Dump(path, symbol_path=None, image_path=None, workers=None, limits=None)``: ``symbol_path`` is a debugger symbol path
     (``srv*C:\\symbols*https://...;D:\\pdbs``) searched for the modules' PDBs; by default the
     ``_NT_SYMBOL_PATH`` environment variable. Only local directories are read, never a server.
     Without a matching PDB, frames are named from the modules' exports, else as module+offset.
     ``image_path`` lists local directories (``;``-separated) of the process's binaries, read
     where the dump lacks an image page that C++ type names need (like WinDbg's ``.exepath``).
     ``workers`` caps the threads this dump's walk and passes use (default: all cores; the
-    segments of a big heap are walked in parallel).
+    segments of a big heap are walked in parallel). ``limits`` (:class:`ntheap.Limits`) caps the
+    work: rows per walk, nodes per list, frames per stack, PDB size; a cap that is hit shows in
+    ``coverage()``. Ctrl-C interrupts a walk or pass in progress (``KeyboardInterrupt``); nothing
+    half-computed is kept.
 
     Nothing is walked at open. ``heaps``, ``heap_summary()`` and the ``heap -s``/``heap -h``
     views read headers, counters and short lists (a cost independent of the number of blocks);
@@ -123,11 +126,22 @@ class Dump(_core.Dump):
         return pd.DataFrame([{f: getattr(t, f) for f in fields} for t in self.threads], columns=fields)
 
     def heap(self, address: int) -> _core.Heap:
-        """The heap whose handle is ``address`` (KeyError if the PEB lists none)."""
-        for h in self.heaps:
+        """The heap whose handle is ``address``.
+
+        Raises :class:`ntheap.NoSuchHeapError` (a :class:`ntheap.DumpError`) naming the heaps the
+        dump lists when none has that address."""
+        heaps = self.heaps
+        for h in heaps:
             if h.address == address:
                 return h
-        raise KeyError(f"no heap at {address:#x}; heaps: {', '.join(f'{h.address:#x}' for h in self.heaps)}")
+        if heaps:
+            listed = ", ".join(f"{h.address:#x}" for h in heaps)
+            where = f"the dump lists {len(heaps)} heap{'s' if len(heaps) != 1 else ''}: {listed}"
+        else:
+            where = "the dump lists no heap"
+        err = _core.NoSuchHeapError(f"no heap at {address:#x}: {where}")
+        err.address = address  # type: ignore[attr-defined]
+        raise err
 
     def blocks(self) -> Table:
         """Every block of every heap front end, as numpy columns built in Rust (no per-block
@@ -249,26 +263,30 @@ class Dump(_core.Dump):
         cols["detail"] = np.array(cols["detail"], dtype=object)
         return Table("corruption", cols)
 
-    def coverage(self) -> Table:
-        """What the heap views cannot attribute, and why: one row per heap and kind of gap
-        (e.g. LFH containers of an unsupported Windows build, or whose key could not be
-        recovered). Columns: heap, what, count, bytes, message. Empty when every container was
-        decoded; ``heap -s``, ``top`` and ``report`` print the messages.
+    def coverage(self, walk: bool = True) -> Table:
+        """What the heap views do not cover, and why: one row per gap, the machine-readable form of
+        every "warning:" the views and the command line print.
+
+        Columns: scope ("dump" or "heap"), heap (0 for the dump), what (a stable tag, e.g.
+        ``not_captured:heap_header``, ``no_nt_heap``, ``not_walked:unknown_signature``,
+        ``not_decoded:no_key``, ``unparsed:bad_checksum``, ``truncated:max_rows``,
+        ``container:memory_range``; all are listed in docs/coverage.md), count (structures
+        affected), bytes (bytes affected, 0 when unknown) and message (what to tell the user,
+        with what they can do). Empty when the answer is complete.
+
+        ``walk=False``: without walking the blocks, what headers, lists and the memory map tell
+        (heap memory not captured, no Windows heap, heaps not walked, caps hit); everything once
+        the dump has been walked. ``walk=True`` (the default) walks first and adds what the
+        blocks tell (containers not decoded, stretches that could not be parsed). A dump whose
+        heap list cannot be read at all gives one ``not_read:heap_list`` row saying why.
 
         Example:
-            >>> for m in dump.coverage()["message"]: print(m)  # doctest: +SKIP
+            >>> for m in dump.coverage(walk=False)["message"]: print(m)  # doctest: +SKIP
+            0 of 3 heaps' headers are in the dump (...): take a full-memory dump (e.g. `procdump -ma`, ...)
         """
-        rows = [(h.address, *w) for h in self.heaps for w in h.warnings]
-        return Table(
-            "coverage",
-            {
-                "heap": np.array([r[0] for r in rows], dtype=np.uint64),
-                "what": np.array([r[1] for r in rows], dtype=object),
-                "count": np.array([r[2] for r in rows], dtype=np.uint64),
-                "bytes": np.array([r[3] for r in rows], dtype=np.uint64),
-                "message": np.array([r[4] for r in rows], dtype=object),
-            },
-        )
+        from .coverage import coverage_table
+
+        return coverage_table(self._coverage_rows(walk))
 
     def heap_summary(self, walk: bool = False) -> "pd.DataFrame":
         """One row per heap with the columns of WinDbg's ``!heap -s`` (sizes in bytes, not KB).

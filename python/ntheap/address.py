@@ -125,11 +125,12 @@ def address_summary(dump: "Dump") -> "pd.DataFrame":
             }
         )
 
-    for name in sorted(set(use), key=lambda u: -int(size[use == u].sum())):
+    # Biggest first; rows of equal size by name, so that the order never depends on set order.
+    for name in sorted(set(use), key=lambda u: (-int(size[use == u].sum()), u)):
         add("usage", name, use == name, name != "Free")
-    for value, name in sorted(MEM_TYPE.items(), key=lambda kv: -int(size[(kind == kv[0]) & busy_mask].sum())):
+    for value, name in sorted(MEM_TYPE.items(), key=lambda kv: (-int(size[(kind == kv[0]) & busy_mask].sum()), kv[1])):
         add("type", name, (kind == value) & busy_mask, True)
-    for value, name in sorted(MEM_STATE.items(), key=lambda kv: -int(size[state == kv[0]].sum())):
+    for value, name in sorted(MEM_STATE.items(), key=lambda kv: (-int(size[state == kv[0]].sum()), kv[1])):
         add("state", name, state == value, value != MEM_FREE)
     return pd.DataFrame(rows, columns=["section", "name", "regions", "size", "pct_busy", "pct_total"])
 

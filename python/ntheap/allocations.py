@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -50,9 +50,14 @@ class Allocations:
 
     Attributes:
         path, time, pid: which dump, when (UTC, or None) and of which process.
+        process_create_time, main_module: when the process started (UTC, or None) and its
+            executable's file name (or None): with ``pid``, what says two dumps are one process.
         table: :class:`ntheap.Table` with :data:`ALLOCATION_COLUMNS`.
         stacks: the dump's :class:`ntheap.StackTable` (empty without +ust).
         types: ``Dump.types()`` columns: id, name, decorated, module.
+        coverage: the dump's ``Dump.coverage()`` rows (scope, heap, what, count, bytes,
+            message): what the allocations do not cover.
+        heaps_listed, heaps_walked: how many heaps the dump lists, and how many were read.
 
     Example:
         >>> a = Allocations.from_dump(ntheap.Dump("samples/leaky-x64-1.dmp"))  # doctest: +SKIP
@@ -60,13 +65,21 @@ class Allocations:
     """
 
     def __init__(self, path: str, time: Optional[_dt.datetime], pid: Optional[int], table: Table, stacks: StackTable,
-                 types: Dict[str, np.ndarray]) -> None:
+                 types: Dict[str, np.ndarray], *, coverage: Sequence[Tuple[str, int, str, int, int, str]] = (),
+                 process_create_time: Optional[_dt.datetime] = None, main_module: Optional[str] = None,
+                 heaps_listed: Optional[int] = None, heaps_walked: Optional[int] = None) -> None:
         self.path = path
         self.time = time
         self.pid = pid
         self.table = table
         self.stacks = stacks
         self.types = types
+        self.coverage = list(coverage)
+        self.process_create_time = process_create_time
+        self.main_module = main_module
+        self.heaps_listed = heaps_listed
+        #: None when unknown (hand-made allocations): taken as "some heap was read".
+        self.heaps_walked = heaps_walked
 
     @classmethod
     def from_dump(cls, dump: "Dump") -> "Allocations":
@@ -75,7 +88,11 @@ class Allocations:
         keep = np.asarray(blocks["is_allocation"])
         table = Table("allocations", {c: np.asarray(blocks[c])[keep] for c in ALLOCATION_COLUMNS})
         t = dump.types()
-        return cls(str(dump.path), dump.timestamp, dump.pid, table, dump.stacks(), {f: t[f] for f in _TYPE_FIELDS})
+        heaps = dump.heaps
+        return cls(str(dump.path), dump.timestamp, dump.pid, table, dump.stacks(), {f: t[f] for f in _TYPE_FIELDS},
+                   coverage=dump._coverage_rows(True), process_create_time=dump.process_create_time,
+                   main_module=dump.modules[0].name if dump.modules else None, heaps_listed=len(heaps),
+                   heaps_walked=sum(1 for h in heaps if h.status == "walked"))
 
     @classmethod
     def from_record(cls, record: Dict[str, Any]) -> "Allocations":
@@ -87,6 +104,12 @@ class Allocations:
                                 record.get("types"))
         if record.get("stacks") is not None:
             made.stacks = StackTable(record["stacks"])
+        made.coverage = [tuple(r) for r in record.get("coverage") or ()]
+        created = record.get("process_create_time_unix")
+        made.process_create_time = None if created is None else _dt.datetime.fromtimestamp(created, _dt.timezone.utc)
+        made.main_module = record.get("main_module")
+        made.heaps_listed = record.get("heaps_listed")
+        made.heaps_walked = record.get("heaps_walked")
         return made
 
     #: The earlier name of :meth:`from_record`.

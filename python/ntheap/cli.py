@@ -10,6 +10,10 @@
     ntheap diff OLD NEW            UMDH compare: which stacks grew between two dumps
     ntheap growth DUMP...          bytes per stack across a series of dumps (--plot out.png)
     ntheap report DUMP...          the one-shot leak report: suspects, growth plot, heaps, top stacks
+
+exit status: 0 a full answer; 1 an answer with gaps (printed as "warning:" lines); 2 no answer
+(bad arguments, a file that is not a readable dump, or no heap of the dump could be read);
+130 interrupted (Ctrl-C). See `ntheap --help`.
 """
 
 from __future__ import annotations
@@ -22,13 +26,30 @@ from . import __version__
 from ._core import DumpError
 from ._dump import Dump
 from .address import address_summary_text
+from .coverage import FULL, GAPS, NO_ANSWER, folder_note, gap_messages, no_heap_read, series_warnings
 from .heapviews import heap_detail_text
 from .report import info_text
 
 
+def _warn(messages: List[str], name: str = "") -> None:
+    """Gaps of the answer: part of it, so on stdout with the answer."""
+    for m in messages:
+        print(f"warning: {name + ': ' if name else ''}{m}")
+
+
+def _note(message: str) -> None:
+    """A remark about the inputs rather than the answer (stderr)."""
+    print(f"ntheap: {message}", file=sys.stderr)
+
+
+def _heaps_read(dump: Dump) -> bool:
+    return any(h.status == "walked" for h in dump.heaps)
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
-    print(info_text(Dump(args.dump)))
-    return 0
+    dump = Dump(args.dump)
+    print(info_text(dump))
+    return GAPS if len(dump.coverage(walk=False)) else FULL
 
 
 def _hex_address(text: str) -> int:
@@ -39,33 +60,64 @@ def _hex_address(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a hex address: {text!r}") from None
 
 
+def _corruption_lines(dump: Dump, walk: bool) -> List[str]:
+    """Corruption records, with the structures that are merely not in the dump counted apart."""
+    c = dump.corruption(walk=walk)
+    if not len(c):
+        return []
+    missing = c["kind_name"] == "NotCaptured"
+    out = []
+    for mask, what in [(missing, "heap structures not in the dump"), (~missing, "corruption records")]:
+        if mask.any():
+            first = c["detail"][mask][0]
+            out.append(f"{int(mask.sum())} {what} (Dump.corruption()); first: {first}")
+    return out
+
+
 def _cmd_heap(args: argparse.Namespace) -> int:
     if args.p or args.a is not None:
         if not (args.p and args.a is not None):
             print("ntheap: heap -p needs -a ADDRESS (and -a needs -p)", file=sys.stderr)
-            return 2
-        found = Dump(args.dump, symbol_path=args.symbol_path, image_path=args.image_path).allocation_at(args.a)
-        print(found.text if found is not None else f"    address {args.a:x} not found in any walked heap block")
-        return 0 if found is not None else 1
+            return NO_ANSWER
+        dump = Dump(args.dump, symbol_path=args.symbol_path, image_path=args.image_path)
+        found = dump.allocation_at(args.a)
+        if found is not None:
+            print(found.text)
+            return FULL
+        print(f"    address {args.a:x} not found in any walked heap block")
+        _warn(list(dump.coverage(walk=False)["message"]))
+        return GAPS
     if args.l:
         from .triageviews import heap_l_text
 
-        print(heap_l_text(Dump(args.dump, symbol_path=args.symbol_path, image_path=args.image_path), summary=args.n))
-        return 0
+        dump = Dump(args.dump, symbol_path=args.symbol_path, image_path=args.image_path)
+        if not _heaps_read(dump):
+            _warn(list(dump.coverage(walk=False)["message"]))
+            return NO_ANSWER
+        print(heap_l_text(dump, summary=args.n))
+        gaps = list(dump.coverage()["message"])
+        _warn(gaps)
+        return GAPS if gaps else FULL
     dump = Dump(args.dump)
     if args.h is not None:
+        heap = dump.heap(args.h)
         print(heap_detail_text(dump, args.h, walk=args.walk))
-    else:
-        print(dump.heap_summary_text(walk=args.walk), end="")
-        corruption = dump.corruption(walk=args.walk)
-        if len(corruption):
-            print(f"{len(corruption)} corruption records; first: {corruption['detail'][0]}")
-    return 0
+        table = dump.coverage(walk=args.walk)
+        mine = [m for m, a in zip(table["message"], table["heap"]) if int(a) == heap.address]
+        if heap.status == "walked" and not (args.walk or dump.is_walked):
+            _warn(mine)  # after the walk, heap_detail_text prints them itself; "not walked: ..." says why
+        return GAPS if mine or heap.status != "walked" else FULL
+    print(dump.heap_summary_text(walk=args.walk), end="")  # ends with the coverage warnings
+    for line in _corruption_lines(dump, args.walk):
+        print(line)
+    if not _heaps_read(dump):
+        return NO_ANSWER
+    return GAPS if len(dump.coverage(walk=args.walk)) else FULL
 
 
 def _cmd_address(args: argparse.Namespace) -> int:
     print(address_summary_text(Dump(args.dump)))
-    return 0
+    return FULL
 
 
 def _cmd_top(args: argparse.Namespace) -> int:
@@ -74,16 +126,20 @@ def _cmd_top(args: argparse.Namespace) -> int:
     from .leakreport import top_stacks_text, top_types_text
 
     dump = Dump(args.dump, symbol_path=args.symbol_path)
+    if not _heaps_read(dump):
+        _warn(list(dump.coverage(walk=False)["message"]))
+        print("No heap of this dump could be read: there is nothing to count.")
+        return NO_ANSWER
     allocs = Allocations.from_dump(dump)
-    for message in dump.coverage()["message"]:
-        print(f"warning: {message}")
+    _warn(gap_messages(allocs))
+    gaps = GAPS if allocs.coverage else FULL
     if args.key == "type" or (args.key is None and not len(allocs.stacks)):
         print(top_types_text(top_types(allocs, by=args.by, n=args.n), title="Top types (C++ types by RTTI, else content class):"))
-        return 0
+        return gaps
     df = top_stacks(allocs, by=args.by, n=args.n)
     total = int(allocs.table["user_size"].sum())
     print(top_stacks_text(df, by=args.by, total_count=len(allocs), total_bytes=total, stacks=args.stacks))
-    return 0
+    return gaps
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
@@ -92,9 +148,18 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     from .timeline import diff
 
     before, after = collect([args.old, args.new], symbol_path=args.symbol_path, progress=_progress(args))
+    for a in (before, after):
+        _warn(gap_messages(a), a.name)
+    unread = [a.name for a in (before, after) if no_heap_read(a)]
+    if unread:
+        print(f"No heap of {' or '.join(unread)} could be read: there is nothing to compare.")
+        return NO_ANSWER
+    odd = series_warnings([before, after])
+    for w in odd:
+        _note(f"warning: {w}")
     by = args.key or ("stack" if len(before.stacks) or len(after.stacks) else "type")
     print(diff_text(diff(before, after, by=by), before, after, n=args.n, stacks=args.stacks))
-    return 0
+    return GAPS if odd or before.coverage or after.coverage else FULL
 
 
 def _cmd_growth(args: argparse.Namespace) -> int:
@@ -103,10 +168,23 @@ def _cmd_growth(args: argparse.Namespace) -> int:
     from .scanjob import expand_paths, run_scan
     from .timeline import growth
 
-    result = ScanResult(run_scan(expand_paths(args.dumps), progress=_progress(args), symbol_path=args.symbol_path))
+    paths = expand_paths(args.dumps)
+    if not paths:
+        raise ValueError(folder_note(args.dumps) or "no dump given")
+    result = ScanResult(run_scan(paths, progress=_progress(args), symbol_path=args.symbol_path))
     for r in result.errors.itertuples():
         progress_note(f"ntheap: skipped {r.path}: {r.error_kind}: {r.error}")
-    allocs = result.allocations()
+    allocs = [a for a in result.allocations() if not no_heap_read(a)]
+    for a in result.allocations():
+        _warn(gap_messages(a), a.name)
+    if not allocs:
+        print("No dump could be read." if not len(result.allocations()) else "No heap of these dumps could be read.")
+        return NO_ANSWER
+    odd = result.series_warnings()
+    for w in odd:
+        _note(f"warning: {w}")
+    if len(allocs) < 2:
+        _note("warning: one dump: growth needs at least two")
     by = args.key or ("stack" if any(len(a.stacks) for a in allocs) else "type")
     g = growth(allocs, by=by)
     print(growth_text(g, n=args.n))
@@ -117,9 +195,10 @@ def _cmd_growth(args: argparse.Namespace) -> int:
             plot_growth(g, top=min(args.n, 8)).savefig(args.plot, dpi=110)
         except ImportError as e:
             progress_note(f"ntheap: {e}")
-            return 2
+            return NO_ANSWER
         progress_note(f"ntheap: growth plot written to {args.plot}")
-    return 0 if len(result.errors) < len(result) else 2
+    partial = len(result.errors) or len(allocs) < len(result.allocations()) or len(allocs) < 2 or odd
+    return GAPS if partial or any(a.coverage for a in allocs) else FULL
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -135,19 +214,33 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(out.text, end="")
     if out.plot_path:
         progress_note(f"ntheap: growth plot written to {out.plot_path}")
-    return 0
+    return out.status
 
 
 def _progress(args: argparse.Namespace) -> Optional[bool]:
-    """No bar with -q; otherwise a bar when stderr is a terminal (None lets tqdm decide)."""
-    return False if args.quiet else None
+    """No bar with -q; a bar with --progress; otherwise a bar when stderr is a terminal."""
+    return False if args.quiet else (True if args.progress else None)
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def _non_negative(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
 
 
 def _analysis_options(p: argparse.ArgumentParser, *, by: bool = False, stacks: bool = True, n: int = 20) -> None:
@@ -155,15 +248,19 @@ def _analysis_options(p: argparse.ArgumentParser, *, by: bool = False, stacks: b
     if by:
         p.add_argument("--by", choices=["bytes", "count"], default="bytes", help="rank stacks by busy bytes (default) or block count")
     if stacks:
-        p.add_argument("--stacks", type=int, default=3, metavar="K", help="print the full frames of the first K stacks (default 3)")
+        p.add_argument("--stacks", type=_non_negative, default=3, metavar="K", help="print the full frames of the first K stacks (default 3)")
     p.add_argument("-y", "--symbol-path", metavar="PATH", help="symbol search path (like WinDbg's .sympath)")
     p.add_argument("-k", "--key", choices=["stack", "type", "size", "content"], default=None,
                    help="group by allocation stack, C++ type, size or content class (default: stack with +ust, else type)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar on stderr")
+    bar = p.add_mutually_exclusive_group()
+    bar.add_argument("-q", "--quiet", action="store_true", help="no progress bar on stderr")
+    bar.add_argument("--progress", action="store_true", help="a progress bar on stderr even when it is not a terminal "
+                     "(default: only on a terminal)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ntheap", description="Find native heap leaks in Windows process dumps.")
+    parser = argparse.ArgumentParser(prog="ntheap", description="Find native heap leaks in Windows process dumps.",
+                                     epilog=EXIT_STATUS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"ntheap {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     info = sub.add_parser("info", help="what the dump is: OS, arch, pid, time, gflags, modules, threads")
@@ -218,14 +315,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_STATUS_HELP = """\
+exit status:
+  0    a full answer
+  1    an answer with gaps you should know about, each printed as a "warning:" line: heap
+       memory not in the dump, a heap that is not a Windows heap, front-end containers not
+       decoded, stretches of a heap that could not be parsed, a cap of ntheap.Limits hit, dumps
+       of different processes or out of time order, some dumps not readable, a single dump where
+       growth needs two (Dump.coverage() has the same as a table)
+  2    no answer: bad arguments, a file that is not a readable dump (missing, a directory,
+       damaged), or a dump in which not one heap could be read (e.g. a minidump written
+       without heap memory: take one with `procdump -ma` or WinDbg `.dump /ma`)
+  130  interrupted (Ctrl-C)
+"""
+
+
+def commands_text() -> str:
+    """The command list of the module docstring (what ``ntheap`` alone prints)."""
+    doc = __doc__ or ""
+    lines = [ln for ln in doc.splitlines() if ln.startswith("    ntheap ")]
+    return "\n".join(["usage: ntheap COMMAND [options] DUMP...", "", "commands:", *lines, "",
+                      "ntheap COMMAND --help for a command's options; ntheap --help for the exit statuses."])
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``ntheap`` console script."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        print(commands_text(), file=sys.stderr)
+        return NO_ANSWER
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (DumpError, OSError) as e:
+    except KeyboardInterrupt:
+        print("ntheap: interrupted", file=sys.stderr)
+        return 130
+    except (DumpError, OSError, ValueError) as e:
         print(f"ntheap: {type(e).__name__}: {e}", file=sys.stderr)
-        return 2
+        return NO_ANSWER
 
 
 if __name__ == "__main__":  # pragma: no cover

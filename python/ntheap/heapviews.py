@@ -83,6 +83,19 @@ def _lfh_text(lfh: _core.Lfh, w: int) -> List[str]:
     return lines
 
 
+def _why_not_walked(h: _core.Heap) -> str:
+    """Why ``!heap -h`` has nothing to show for a heap that was not walked."""
+    if h.status == "not_captured":
+        return ("its header is not in the dump: take a full-memory dump "
+                "(e.g. `procdump -ma`, or WinDbg `.dump /ma`)")
+    if h.kind == "unknown":
+        word = "not captured" if h.signature_word is None else f"{h.signature_word:#010x}"
+        at = "+0x08" if h.arch == "x86" else "+0x10"
+        return (f"not a Windows heap: the signature word at {at} is {word}, where an NT heap has 0xffeeffee "
+                "and a segment heap 0xddeeddee")
+    return h.not_walked or h.status
+
+
 def heap_detail_text(dump: "Dump", address: int, walk: bool = False) -> str:
     """``!heap -h ADDRESS``: segments with their ranges and committed bytes, flags, granularity,
     the virtual alloc list and the uncommitted ranges, from headers and lists. The free-block
@@ -99,7 +112,7 @@ def heap_detail_text(dump: "Dump", address: int, walk: bool = False) -> str:
         + ("  [WOW64 32-bit heap]" if h.wow64_32bit else ""),
     ]
     if h.status != "walked":
-        lines.append(f"    not walked: {h.status}")
+        lines.append(f"    not walked: {_why_not_walked(h)}")
         return "\n".join(lines)
     if h.page_heap is not None:
         p = h.page_heap

@@ -9,11 +9,12 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple
 
 from ._core import DumpError
 from .aggregate import size_histogram, top_stacks, top_types
 from .allocations import Allocations
+from .coverage import FULL, GAPS, NO_ANSWER, folder_note, gap_messages, no_heap_read, series_warnings
 from .keys import columns_of
 from .plotting import human_bytes
 from .report import format_table
@@ -178,7 +179,7 @@ def likely_leaks_text(dump: "Dump", *, n: int = 10) -> str:
         rows = [[_n(r.unreferenced_bytes), _n(r.unreferenced_count), _n(r.count), _clip(str(r.type_name), 70)]
                 for r in lost.itertuples()]
         lines += ["", format_table(["unref bytes", "unref count", "of count", "type"], rows, align="rrrl")]
-        df = leaks.to_pandas().sort_values("user_size", ascending=False, kind="stable").head(n)
+        df = leaks.to_pandas().sort_values(["user_size", "user_address"], ascending=[False, True], kind="stable").head(n)
         rows = [[f"{int(r.user_address):#x}", _n(r.user_size), _clip(r.type if isinstance(r.type, str) else f"({r.content_name})", 50),
                  _clip(str(r.preview), 50)] for r in df.itertuples()]
         lines += ["", "Largest unreferenced blocks:", format_table(["user address", "bytes", "type", "preview"], rows, align="lrll")]
@@ -196,6 +197,9 @@ class ReportOutput:
     text: str
     plot_path: Optional[str] = None
     notes: List[str] = field(default_factory=list)
+    #: The exit status of ``ntheap report``: 0 a full report, 1 a report with gaps (stated in it),
+    #: 2 no report (no dump, or no heap of any dump, could be read).
+    status: int = 0
 
 
 def default_plot_path(first_dump: str, name: str = "leak-growth.png") -> Path:
@@ -218,7 +222,7 @@ def _heap_usage_text(dump: "Dump", a: Allocations, n: int = 5) -> str:
     heaps = a.table["heap"]
     sizes = a.table["user_size"]
     busy = {int(h): (int((heaps == np.uint64(h)).sum()), int(sizes[heaps == np.uint64(h)].sum())) for h in summary["heap"]}
-    order = sorted(summary.itertuples(), key=lambda r: (-busy[int(r.heap)][1], -int(r.committed)))
+    order = sorted(summary.itertuples(), key=lambda r: (-busy[int(r.heap)][1], -int(r.committed), int(r.heap)))
     rows = [
         [f"{int(r.heap):#x}", r.arch, r.kind, _n(busy[int(r.heap)][0]), _n(busy[int(r.heap)][1]), _n(r.committed),
          _n(r.virtual_block_bytes), _n(r.reserved)]
@@ -228,12 +232,25 @@ def _heap_usage_text(dump: "Dump", a: Allocations, n: int = 5) -> str:
                         rows, align="rllrrrrr")
 
 
+def _views(dump: "Dump", views: Sequence[Tuple[str, Callable[[], str]]]) -> List[str]:
+    """Titled views of one dump. A dump may lack what one view needs (no MemoryInfoList, a PEB
+    not captured): that view says why and the others are still printed."""
+    lines: List[str] = []
+    for title, view in views:
+        try:
+            text = view()
+        except DumpError as e:
+            text = f"  unavailable: {type(e).__name__}: {e}"
+        lines += ["", title, text]
+    return lines
+
+
 def _section(title: str) -> List[str]:
     return ["", "=" * len(title), title, "=" * len(title)]
 
 
 def build_report(paths: Sequence[str], *, top: int = 10, stacks: int = 3, plot: Optional[str] = None,
-                 make_plot: bool = True, symbol_path: Optional[str] = None, progress: Optional[bool] = True,
+                 make_plot: bool = True, symbol_path: Optional[str] = None, progress: Optional[bool] = None,
                  workers: Optional[int] = None, by: Optional[str] = None, image_path: Optional[str] = None) -> ReportOutput:
     """Everything a first look at a leak needs, from one or more dumps of one process.
 
@@ -252,9 +269,10 @@ def build_report(paths: Sequence[str], *, top: int = 10, stacks: int = 3, plot: 
 
     files = expand_paths(paths)
     if not files:
-        raise ValueError("no dump given")
+        raise ValueError(folder_note([str(p) for p in paths]) or "no dump given")
     result = ScanResult(run_scan(files, workers=workers, progress=progress, symbol_path=symbol_path, image_path=image_path))
-    allocs = sorted(result.allocations(), key=lambda a: (a.time is None, a.time.timestamp() if a.time else 0.0))
+    readable = sorted(result.allocations(), key=lambda a: (a.time is None, a.time.timestamp() if a.time else 0.0))
+    allocs = [a for a in readable if not no_heap_read(a)]
     out = ReportOutput("")
     lines = [f"ntheap leak report: {len(files)} dump{'s' if len(files) != 1 else ''}"]
     for r in result.summary.itertuples():
@@ -263,19 +281,31 @@ def build_report(paths: Sequence[str], *, top: int = 10, stacks: int = 3, plot: 
             lines.append(f"  {os.path.basename(r.path)}  {when}  pid {r.pid}  {_n(r.blocks)} busy blocks, {_n(r.bytes)} bytes, {_n(r.stacks)} stacks")
         else:
             lines.append(f"  {os.path.basename(r.path)}  NOT READ: {r.error_kind}: {r.error}")
+    for a in readable:
+        lines += [f"  warning: {m}" for m in gap_messages(a, prefix=True)]
     if not allocs:
-        lines.append("No dump could be read.")
-        out.text = "\n".join(lines)
+        lines.append("No dump could be read." if not readable else "No heap of these dumps could be read: there is nothing to report.")
+        if readable:  # what the latest dump's memory and heap list still tell
+            dump = Dump(readable[-1].path, symbol_path=symbol_path, image_path=image_path)
+            lines += _section(f"Latest dump: {readable[-1].name} ({_when(readable[-1])})")
+            lines += _views(dump, [("Address space (!address -summary):", lambda: address_summary_text(dump)),
+                                   ("Heaps (!heap -s):", lambda: dump.heap_summary_text().rstrip("\n"))])
+        out.text = "\n".join(lines) + "\n"
+        out.status = NO_ANSWER
         return out
-    pids = {a.pid for a in allocs if a.pid is not None}
-    if len(pids) > 1:
-        lines.append(f"  warning: the dumps come from different processes (pids {', '.join(map(str, sorted(pids)))}); stacks are still matched by their frames")
+    odd = series_warnings(allocs)
+    lines += [f"  warning: {w}" + (": stacks are still matched by their frames" if "processes" in w else "") for w in odd]
+    partial = bool(len(result.errors)) or len(allocs) < len(readable) or bool(odd) or any(a.coverage for a in readable)
 
     has_stacks = any(len(a.stacks) for a in allocs)
     if by is None:
         by = "stack" if has_stacks else "type"
         if not has_stacks:
             lines.append("  no +ust allocation stacks in these dumps: growth is reported by C++ type (MSVC RTTI) and content class")
+    if len(allocs) < 2:
+        partial = True
+        lines.append(f"  warning: one dump ({allocs[0].name}): growth needs at least two, so there are no leak suspects "
+                     "and no growth plot; take another dump of the process later and report on both")
     if len(allocs) >= 2:
         first, last = allocs[0], allocs[-1]
         lines += _section(f"Leak suspects: growth from {first.name} to {last.name}" + ("" if by == "stack" else f", by {by}"))
@@ -304,22 +334,12 @@ def build_report(paths: Sequence[str], *, top: int = 10, stacks: int = 3, plot: 
     except DumpError as e:
         lines.append(f"  unavailable: {type(e).__name__}: {e}")
     lines += _section(f"Latest dump: {latest.name} ({_when(latest)})")
-    try:
-        lines += [f"  warning: {m}" for m in dump.coverage()["message"]]
-    except DumpError as e:
-        lines.append(f"  heaps unavailable: {type(e).__name__}: {e}")
-    # A dump may lack what one view needs (no MemoryInfoList, a PEB not captured): that view
-    # says why and the report goes on.
-    for title, view in [
+    lines += [f"  warning: {m}" for m in gap_messages(latest)]
+    lines += _views(dump, [
         ("Address space (!address -summary):", lambda: address_summary_text(dump)),
         ("Heaps (!heap -s):", lambda: dump.heap_summary_text().rstrip("\n")),
         ("Biggest heaps by busy bytes:", lambda: _heap_usage_text(dump, latest)),
-    ]:
-        try:
-            text = view()
-        except DumpError as e:
-            text = f"  unavailable: {type(e).__name__}: {e}"
-        lines += ["", title, text]
+    ])
     if has_stacks:
         ts = top_stacks(latest, n=top)
         lines += ["", top_stacks_text(ts, total_count=len(latest), total_bytes=int(latest.table["user_size"].sum()),
@@ -327,6 +347,7 @@ def build_report(paths: Sequence[str], *, top: int = 10, stacks: int = 3, plot: 
     lines += ["", top_types_text(top_types(latest, n=top), title="Top types (C++ types by RTTI, else content class):")]
     lines += ["", "Commonest block sizes by bytes (!heap -stat -h):", histogram_text(size_histogram(latest))]
     out.text = "\n".join(lines) + "\n"
+    out.status = GAPS if partial else FULL
     return out
 
 

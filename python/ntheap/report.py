@@ -58,13 +58,36 @@ def _peb_lines(dump: "Dump") -> List[str]:
         flags = " ".join(f"+{f}" for f in peb.global_flags) or "none"
         lines.append(f"{label + ':':<15}{peb.address:#x} (TEB {peb.teb:#x})")
         lines.append(f"{'  gflags:':<15}{peb.nt_global_flag:#010x} {flags}")
-        heaps = (
-            ", ".join(f"{h:#x}" for h in peb.process_heaps)
-            if peb.process_heaps is not None
-            else f"not captured ({peb.process_heaps_problem})"
-        )
+        if peb.process_heaps is None:
+            heaps = f"not captured ({peb.process_heaps_problem})"
+        elif peb.process_heaps:
+            heaps = ", ".join(f"{h:#x}" for h in peb.process_heaps)
+        else:
+            heaps = "no heap listed in ProcessHeaps"
         lines.append(f"{'  heaps:':<15}{peb.number_of_heaps} (process heap {peb.process_heap:#x}): {heaps}")
     return lines
+
+
+def _heap_lines(dump: "Dump") -> List[str]:
+    """One line per heap found (kind and whether it was read, or its signature word when it is
+    not a Windows heap), from the headers survey."""
+    try:
+        heaps = dump.heaps
+    except DumpError:
+        return []  # the PEB lines say why
+    out = []
+    for h in heaps:
+        if h.status == "walked":
+            what = f"{h.kind} heap"
+        elif h.status == "not_captured":
+            what = "header not in the dump"
+        elif h.kind == "unknown":
+            word = "not captured" if h.signature_word is None else f"{h.signature_word:#010x}"
+            what = f"not a Windows heap (signature word {word})"
+        else:
+            what = f"{h.kind} heap, not walked ({h.not_walked or h.status})"
+        out.append(f"{'  heap:':<15}{h.address:#x}  {what}")
+    return out
 
 
 def info_text(dump: "Dump") -> str:
@@ -81,7 +104,8 @@ def info_text(dump: "Dump") -> str:
         f"Memory:        {dump.captured_bytes:,} bytes captured in {dump.captured_range_count} ranges",
     ]
     lines += _peb_lines(dump)
-    lines += [f"Warning:       {w}" for w in dump.warnings]
+    lines += _heap_lines(dump)
+    lines += [f"Warning:       {m}" for m in dump.coverage(walk=False)["message"]]
     mods = dump.modules
     lines += ["", f"Modules ({len(mods)}):"]
     lines.append(

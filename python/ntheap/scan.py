@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence,
 
 import numpy as np
 
+from . import _core
 from .allocations import FRAME_COLUMNS, Allocations, frame
+from .coverage import COVERAGE_COLUMNS
 from .frames import NO_STACK, FrameClassifier
 from .keys import group
 from .scanjob import expand_paths, run_scan
@@ -47,6 +49,9 @@ class ScanResult:
         summary: one row per dump in input order: path, time, pid, blocks, bytes, stacks,
             error_kind, error (None when the dump was read).
         errors: the rows of ``summary`` whose dump could not be read.
+        coverage: what the readable dumps' heaps do not cover: one row per dump and gap, with
+            path and the columns of ``Dump.coverage()`` (scope, heap, what, count, bytes,
+            message); empty when every answer is complete.
 
     Example:
         >>> res = ntheap.scan("samples/")  # doctest: +SKIP
@@ -81,6 +86,8 @@ class ScanResult:
         summary["pid"] = summary["pid"].astype("Int64")
         self.summary: pd.DataFrame = summary
         self.errors: pd.DataFrame = summary.loc[summary["error"].notna(), ["path", "error_kind", "error"]].reset_index(drop=True)
+        gaps = [(a.path, *row) for a in self._allocs.values() for row in a.coverage]
+        self.coverage: pd.DataFrame = pd.DataFrame(gaps, columns=["path", *COVERAGE_COLUMNS])
 
     def __len__(self) -> int:
         return len(self._records)
@@ -93,6 +100,14 @@ class ScanResult:
     def allocations(self) -> List[Allocations]:
         """The readable dumps' allocations, in input order."""
         return [self._allocs[i] for i in sorted(self._allocs)]
+
+    def series_warnings(self) -> List[str]:
+        """What makes comparing the readable dumps doubtful, taken in time order: dumps of
+        different processes (pid, start time or main module differ). Empty when they agree."""
+        from .coverage import series_warnings
+
+        order = sorted(self.allocations(), key=lambda a: (a.time is None, a.time.timestamp() if a.time else 0.0))
+        return series_warnings(order)
 
     def failed_records(self) -> List[Dict[str, Any]]:
         """The raw records of the dumps that could not be read."""
@@ -160,15 +175,17 @@ class ScanResult:
         return f"<p><b>{head}</b></p>{table}"
 
 
-def scan(paths: Union[PathLike, Iterable[PathLike]], workers: Optional[int] = None, progress: Optional[bool] = True,
-         symbol_path: Optional[str] = None, image_path: Optional[str] = None) -> ScanResult:
+def scan(paths: Union[PathLike, Iterable[PathLike]], workers: Optional[int] = None, progress: Optional[bool] = None,
+         symbol_path: Optional[str] = None, image_path: Optional[str] = None,
+         limits: Optional["_core.Limits"] = None) -> ScanResult:
     """Read many dumps in parallel (Rust threads, GIL released) into one :class:`ScanResult`.
 
     ``paths`` is a path, a folder (every ``*.dmp`` in it, by name) or a list of either.
     ``workers`` caps the threads (default: one per core). Each dump's allocations get their
-    stack, C++ type and content class (``image_path`` as in :class:`ntheap.Dump`). A tqdm progress bar goes to stderr
-    while the scan runs when ``progress`` is true (None: only when stderr is a terminal). A dump that fails is reported in
-    ``.errors`` with its exception's class name and message; the others go on.
+    stack, C++ type and content class (``image_path`` and ``limits`` as in :class:`ntheap.Dump`). A tqdm
+    progress bar goes to stderr while the scan runs when ``progress`` is true (None, the default: only when stderr is a
+    terminal). A dump that fails is reported in ``.errors`` with its exception's class name and message; the others go
+    on. What each readable dump's heaps do not cover is in ``.coverage``. Ctrl-C stops the scan (``KeyboardInterrupt``).
 
     Example:
         >>> res = ntheap.scan("samples/")  # doctest: +SKIP
@@ -176,4 +193,4 @@ def scan(paths: Union[PathLike, Iterable[PathLike]], workers: Optional[int] = No
     """
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     return ScanResult(run_scan(expand_paths(items), workers=workers, progress=progress, symbol_path=symbol_path,
-                               image_path=image_path))
+                               image_path=image_path, limits=limits))

@@ -28,23 +28,40 @@ def expand_paths(items: Iterable[PathLike]) -> List[str]:
     return out
 
 
-def run_scan(paths: Sequence[str], *, workers: Optional[int] = None, progress: Optional[bool] = True,
-             symbol_path: Optional[str] = None, image_path: Optional[str] = None) -> List[Dict[str, Any]]:
-    """The raw records of ``_core.ScanJob`` for ``paths`` (input order), with a tqdm progress bar
-    on stderr while it runs: always when ``progress`` is true, only when stderr is a terminal
-    when it is None, never when it is false."""
-    job = _core.ScanJob(list(paths), workers, symbol_path, image_path)
-    if progress is not False and job.total:
-        from tqdm import tqdm
+def show_progress(progress: Optional[bool]) -> bool:
+    """Whether to draw a progress bar: always when ``progress`` is true, never when it is false,
+    and when it is None (the default everywhere) only when stderr is a terminal."""
+    if progress is None:
+        return sys.stderr is not None and sys.stderr.isatty()
+    return bool(progress)
 
-        with tqdm(total=job.total, unit="dump", desc="ntheap scan", file=sys.stderr, leave=False,
-                  disable=None if progress is None else False) as bar:
-            shown = 0
+
+def run_scan(paths: Sequence[str], *, workers: Optional[int] = None, progress: Optional[bool] = None,
+             symbol_path: Optional[str] = None, image_path: Optional[str] = None,
+             limits: Optional[_core.Limits] = None) -> List[Dict[str, Any]]:
+    """The raw records of ``_core.ScanJob`` for ``paths`` (input order), with a tqdm progress bar
+    on stderr while it runs (see :func:`show_progress`). Ctrl-C cancels the Rust work and raises
+    ``KeyboardInterrupt``."""
+    job = _core.ScanJob(list(paths), workers, symbol_path, image_path, limits)
+    try:
+        if show_progress(progress) and job.total:
+            from tqdm import tqdm
+
+            with tqdm(total=job.total, unit="dump", desc="ntheap scan", file=sys.stderr, leave=False) as bar:
+                shown = 0
+                while not job.finished():
+                    done = job.done()
+                    if done > shown:
+                        bar.update(done - shown)
+                        shown = done
+                    _time.sleep(_POLL_SECONDS)
+                bar.update(job.total - shown)
+        else:
+            # Polled, not a blocking wait, so that Ctrl-C reaches this thread.
             while not job.finished():
-                done = job.done()
-                if done > shown:
-                    bar.update(done - shown)
-                    shown = done
-                _time.sleep(_POLL_SECONDS)
-            bar.update(job.total - shown)
+                _time.sleep(_POLL_SECONDS / 2)
+    except KeyboardInterrupt:
+        job.cancel()
+        job.results()  # wait for the workers to stop
+        raise
     return list(job.results())

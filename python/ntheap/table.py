@@ -113,16 +113,29 @@ class Table:
         pandas = {n: (lambda f=f: _slice_pandas(f(), start, stop)) for n, f in self._pandas.items()}
         return Table(self.name, sub, self._decoders, lazy, self._order, pandas)
 
-    def to_pandas(self, columns: Optional[Sequence[str]] = None) -> "pd.DataFrame":
+    def to_pandas(self, columns: Optional[Sequence[str]] = None, *, hex: bool = False) -> "pd.DataFrame":
         """A DataFrame with one column per array (``columns`` picks and orders them; default
         all, lazy ones computed; shared with the table where pandas allows), plus readable
         columns where the table has decoders (e.g. ``kind_name`` beside ``kind``, as
-        categoricals)."""
+        categoricals).
+
+        ``hex=True`` is for looking, not computing: the address columns (:data:`ADDRESS_COLUMNS`)
+        become strings such as ``0x21f4ae00040`` (a categorical column, such as ``heap`` of the
+        blocks, gets hex categories). The default keeps them ``uint64``, to filter, join and
+        sort on. A notebook shows a Table (``_repr_html_``) with hex addresses.
+
+        Example:
+            >>> t = Table("demo", {"address": np.array([0x1000, 0x2010], dtype=np.uint64)})
+            >>> t.to_pandas(hex=True)["address"].tolist()
+            ['0x1000', '0x2010']
+        """
         import pandas as pd
 
         data: Dict[str, Any] = {}
         for name in self._order if columns is None else columns:
             data[name] = self._pandas[name]() if name in self._pandas else self[name]
+            if hex and name in ADDRESS_COLUMNS:
+                data[name] = _hex_column(data[name])
             decoder = self._decoders.get(name)
             if decoder is not None:
                 out, fn = decoder if isinstance(decoder, tuple) else (f"{name}_name", decoder)
@@ -141,10 +154,31 @@ class Table:
 
     def _repr_html_(self) -> str:
         view = self.slice(0, min(len(self), 20))
-        df = view.to_pandas([c for c in self._order if c in self._columns or c not in _TRIAGE_LAZY])
+        df = view.to_pandas([c for c in self._order if c in self._columns or c not in _TRIAGE_LAZY], hex=True)
         head = df._repr_html_()  # type: ignore[operator]
         more = f"<p>{len(self)} rows</p>" if len(self) > 20 else ""
         return f"<p><b>{self.name}</b></p>{head}{more}"
+
+
+#: Columns that hold addresses, wherever they appear (blocks, regions, types, LFH subsegments,
+#: stack frames and problems, coverage, unreferenced blocks): ``to_pandas(hex=True)`` and the
+#: notebook view show them in hex.
+ADDRESS_COLUMNS = frozenset({
+    "address", "user_address", "heap", "segment", "parent", "stack_trace_entry", "base", "allocation_base",
+    "vftable", "type_descriptor", "zone", "user_blocks", "first", "trace_entry", "block", "teb", "stack_start",
+    "stack_end", "end", "root", "normal_heap",
+})
+
+
+def _hex_column(values: Any) -> Any:
+    """An address column as hex strings (a categorical keeps its codes, with hex categories)."""
+    import pandas as pd
+
+    if isinstance(values, pd.Categorical):
+        return values.rename_categories([f"{int(v):#x}" for v in values.categories])
+    out = np.empty(len(values), dtype=object)
+    out[:] = [f"{int(v):#x}" for v in np.asarray(values).tolist()]
+    return out
 
 
 #: Lazy columns whose first read runs a pass over the whole dump: a notebook preview shows them

@@ -69,7 +69,7 @@ GROWTH_COLUMNS = ["time", "dump", "stack_key", "top_frame", "bytes", "count"]
 
 
 def growth(dumps: Any, *, by: str = "stack", allocator_frames: Optional[Sequence[str]] = None,
-           symbol_path: Optional[str] = None, progress: Optional[bool] = True, errors: str = "warn",
+           symbol_path: Optional[str] = None, progress: Optional[bool] = None, errors: str = "warn",
            workers: Optional[int] = None) -> "pd.DataFrame":
     """Bytes and count per key (allocation stack by default; ``by="type"`` works without +ust)
     in each dump of a series: a tidy DataFrame, ordered by dump time (then by the order given),

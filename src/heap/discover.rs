@@ -90,6 +90,8 @@ pub struct Discovery {
     pub heaps: Vec<HeapRef>,
     /// Problems with the heap lists themselves (records with `heap` 0).
     pub problems: Vec<Corruption>,
+    /// What each PEB says about its heap list (native first).
+    pub pebs: Vec<super::coverage::PebHeaps>,
 }
 
 /// Find the heaps of `dump` from its PEB(s). Fails only when no PEB can be read at all.
@@ -105,7 +107,27 @@ pub fn discover(dump: &Dump) -> Result<Discovery> {
 
 fn add_peb(d: &mut Discovery, peb: &Peb, wow64_32bit: bool) {
     let side = if wow64_32bit { "32-bit (WOW64) PEB" } else { "PEB" };
+    d.pebs.push(super::coverage::PebHeaps {
+        wow64_32bit,
+        number_of_heaps: peb.number_of_heaps,
+        process_heap: peb.process_heap,
+    });
     let list: Vec<u64> = match &peb.process_heaps {
+        // A process whose heaps are not the Windows heap manager's (a Wine process) may list no
+        // heap at all and still have a ProcessHeap: list it, so that every view can say what it
+        // points at instead of printing nothing.
+        Some(v) if v.is_empty() && peb.process_heap != 0 => {
+            d.problems.push(Corruption::new(
+                0,
+                peb.process_heaps_address,
+                CorruptionKind::Inconsistent,
+                format!(
+                    "{side}: ProcessHeaps lists no heap (NumberOfHeaps {}) but ProcessHeap is {:#x}; listing ProcessHeap only",
+                    peb.number_of_heaps, peb.process_heap
+                ),
+            ));
+            vec![peb.process_heap]
+        }
         Some(v) => {
             if let Some(p) = &peb.process_heaps_problem {
                 d.problems.push(Corruption::new(

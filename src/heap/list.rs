@@ -22,21 +22,29 @@ use crate::target::Arch;
 
 /// How many list nodes the walks of one report may still visit.
 #[derive(Debug)]
-pub(crate) struct NodeBudget(AtomicU64);
+pub(crate) struct NodeBudget {
+    left: AtomicU64,
+    /// Most nodes one list may have (`Limits::max_list_nodes`).
+    per_list: usize,
+}
 
 impl NodeBudget {
-    /// The budget for a walk over `mem`: one node per 8 captured bytes, plus slack.
-    pub(crate) fn for_space(mem: &AddressSpace) -> Self {
-        NodeBudget(AtomicU64::new(mem.captured_bytes() / 8 + 4096))
+    /// The budget for a walk over `mem`: one node per 8 captured bytes, plus slack; no list
+    /// longer than `per_list` nodes.
+    pub(crate) fn for_space(mem: &AddressSpace, per_list: u64) -> Self {
+        NodeBudget {
+            left: AtomicU64::new(mem.captured_bytes() / 8 + 4096),
+            per_list: usize::try_from(per_list).unwrap_or(usize::MAX),
+        }
     }
 
     #[cfg(test)]
     pub(crate) fn new(nodes: u64) -> Self {
-        NodeBudget(AtomicU64::new(nodes))
+        NodeBudget { left: AtomicU64::new(nodes), per_list: usize::MAX }
     }
 
     pub(crate) fn take(&self) -> bool {
-        self.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(1)).is_ok()
+        self.left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(1)).is_ok()
     }
 }
 
@@ -69,6 +77,7 @@ pub(crate) fn walk_list(
     what: &str,
 ) -> ListWalk {
     let ptr = arch.ptr_size();
+    let max = max.min(budget.per_list);
     let mut out = ListWalk::default();
     let problem = |out: &mut ListWalk, address, kind, detail: String| {
         out.problems.push(ListProblem { address, kind, detail: format!("{what}: {detail}") });

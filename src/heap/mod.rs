@@ -23,6 +23,7 @@
 
 pub mod columns;
 pub mod corruption;
+pub mod coverage;
 pub mod discover;
 pub mod entry;
 pub mod lfh;
@@ -45,6 +46,7 @@ pub use columns::{
     BLOCK_SCHEMA, DERIVED_COLUMNS,
 };
 pub use corruption::{Corruption, CorruptionKind};
+pub use coverage::{PebHeaps, Scope, Warning};
 pub use discover::{discover, ChosenBy, Discovery, HeapKind, HeapRef, LayoutChoice};
 pub use segment::{SegmentInfo, UcrRange};
 pub use summary::{summary_table, HeapSummary};
@@ -53,6 +55,7 @@ pub use virtual_alloc::VirtualBlockInfo;
 use crate::dump::Dump;
 use crate::error::Result;
 use crate::layouts::nt_heap::HeapLayout;
+use crate::limits::{Cancel, Limits};
 use crate::memory::AddressSpace;
 use crate::target::Arch;
 use corruption::Recorder;
@@ -221,8 +224,14 @@ pub struct HeapReport {
     pub lfh_keys: Vec<LfhKeyReport>,
     /// The `_RTL_STACK_TRACE_ENTRY` of the rows that have one.
     pub traces: Traces,
-    /// What could not be attributed, per heap (see [`summary::warnings`]).
-    pub warnings: Vec<summary::Warning>,
+    /// What the report does not cover, and why (see [`coverage`]).
+    pub warnings: Vec<Warning>,
+    /// What the PEB(s) say about the heap list.
+    pub pebs: Vec<PebHeaps>,
+    /// Heaps not walked because the walk reached [`Limits::max_rows`].
+    pub rows_capped: u64,
+    /// The row cap the walk ran under.
+    pub max_rows: u64,
     /// Runs of rows that belong to one segment (NT: a `_HEAP_SEGMENT`; segment heap: a page
     /// segment), ascending and disjoint: `(rows, segment address)`. A row in no run has no
     /// segment (virtual blocks, large blocks, page-heap blocks).
@@ -298,11 +307,13 @@ pub(crate) struct HeapCtx<'a> {
 pub(crate) struct WalkState {
     pub(crate) guard: SpanGuard,
     pub(crate) budget: NodeBudget,
+    /// Polled between heaps and between committed ranges.
+    pub(crate) cancel: Cancel,
 }
 
 impl WalkState {
-    pub(crate) fn new(mem: &AddressSpace) -> Self {
-        WalkState { guard: SpanGuard::default(), budget: NodeBudget::for_space(mem) }
+    pub(crate) fn new(mem: &AddressSpace, limits: &Limits, cancel: Cancel) -> Self {
+        WalkState { guard: SpanGuard::default(), budget: NodeBudget::for_space(mem, limits.max_list_nodes), cancel }
     }
 }
 
@@ -329,6 +340,10 @@ pub struct WalkOptions {
     pub symbol_path: Option<String>,
     /// How far to walk.
     pub depth: WalkDepth,
+    /// Caps on the work.
+    pub limits: Limits,
+    /// Set by the caller to stop the walk ([`crate::Error::Interrupted`]).
+    pub cancel: Cancel,
 }
 
 /// The LFH key of one half of the process (its own ntdll).
@@ -352,8 +367,13 @@ pub fn walk_with(dump: &Dump, options: &WalkOptions) -> Result<HeapReport> {
     let d = discover(dump)?;
     let build = dump.target().version.build;
     let mem = dump.memory();
-    let mut report = HeapReport { corruption: d.problems, ..HeapReport::default() };
-    let mut state = WalkState::new(mem);
+    let mut report = HeapReport {
+        corruption: d.problems,
+        pebs: d.pebs.clone(),
+        max_rows: options.limits.max_rows,
+        ..HeapReport::default()
+    };
+    let mut state = WalkState::new(mem, &options.limits, options.cancel.clone());
     let listed = discover::with_page_heaps(mem, &d.heaps, &state.budget, &mut report.corruption);
     let symbol = |arch: Arch, name: &str| {
         options.symbol_path.as_deref().and_then(|p| crate::symbols::ntdll_global(dump, p, arch, name))
@@ -385,13 +405,27 @@ pub fn walk_with(dump: &Dump, options: &WalkOptions) -> Result<HeapReport> {
         }
         report.corruption.extend(half.problems.iter().cloned());
         for h in &heaps {
+            crate::limits::test_pause(&options.cancel);
+            options.cancel.check("walking the heaps")?;
+            if report.blocks.len() as u64 >= options.limits.max_rows {
+                report.rows_capped += 1;
+                let mut info = HeapInfo::listed(h);
+                info.status = HeapStatus::NotWalked;
+                info.not_walked = Some(format!("the walk reached its cap of {} rows", options.limits.max_rows));
+                info.blocks = report.blocks.len()..report.blocks.len();
+                report.heaps.push(info);
+                continue;
+            }
             walk_into(mem, h, &half, &mut report, &mut state);
         }
         if half.lfh_candidates > 0 || half.lfh_key.symbol.is_some() {
             report.lfh_keys.push(LfhKeyReport { wow64_32bit: wow, arch, key: half.lfh_key.clone() });
         }
     }
-    report.warnings = summary::warnings(&report);
+    options.cancel.check("walking the heaps")?;
+    report.warnings = coverage::container_gaps(dump.info());
+    report.warnings.extend(coverage::survey_gaps(&report, mem, dump.info().regions.as_deref()));
+    report.warnings.extend(coverage::walk_gaps(&report));
     Ok(report)
 }
 
@@ -446,11 +480,12 @@ impl<'a> Half<'a> {
 /// Walk one heap of `mem` (a report with one heap). `build` is the OS build used to pick the
 /// layout row; keys are recovered from this heap alone.
 pub fn walk_heap(mem: &AddressSpace, heap: &HeapRef, build: u32) -> HeapReport {
-    let mut report = HeapReport::default();
-    let mut state = WalkState::new(mem);
+    let mut report = HeapReport { max_rows: Limits::default().max_rows, ..HeapReport::default() };
+    let mut state = WalkState::new(mem, &Limits::default(), Cancel::new());
     let half = Half::prepare(mem, &[heap], build, &Symbols::default(), None, &state, WalkDepth::Blocks);
     walk_into(mem, heap, &half, &mut report, &mut state);
-    report.warnings = summary::warnings(&report);
+    report.warnings = coverage::survey_gaps(&report, mem, None);
+    report.warnings.extend(coverage::walk_gaps(&report));
     report
 }
 

@@ -68,7 +68,7 @@ pub(crate) fn walk_nt(
     state: &mut WalkState,
     depth: WalkDepth,
 ) {
-    let WalkState { guard, budget } = state;
+    let WalkState { guard, budget, cancel } = state;
     let a = r.arch;
     let at = |o: u16| r.address.wrapping_add(u64::from(o));
     let h = &l.heap;
@@ -172,6 +172,9 @@ pub(crate) fn walk_nt(
             .par_iter()
             .map(|&(i, a, b)| {
                 let mut chunk = Chunk::default();
+                if cancel.is_set() {
+                    return chunk; // the caller discards the walk
+                }
                 let mut crec = Recorder::new(r.address, &mut chunk.records);
                 let mut walker = EntryWalker::new(&ctx, &specials, plan);
                 {
@@ -199,6 +202,9 @@ pub(crate) fn walk_nt(
     } else {
         let mut walker = EntryWalker::new(&ctx, &specials, plan);
         for &(i, a, b) in &jobs {
+            if cancel.is_set() {
+                break; // the caller discards the walk
+            }
             let offset = sink.next_index();
             walker.walk_range(segments[i].address, a, b, sink, rec);
             first_row[i].get_or_insert(offset);

@@ -54,7 +54,6 @@
 
 use std::fmt::Write as _;
 
-use super::columns::{BlockKind, NotDecoded};
 use super::{HeapInfo, HeapReport, HeapStatus};
 use crate::heap::HeapCtx;
 use crate::target::Arch;
@@ -157,88 +156,6 @@ impl HeapSummary {
             && (self.external_fragmentation_pct().unwrap_or(0) >= FRAGMENTATION_MIN_PCT
                 || self.virtual_address_fragmentation_pct().unwrap_or(0) >= FRAGMENTATION_MIN_PCT)
     }
-}
-
-/// Something a view should tell the user: part of a heap could not be attributed to allocations.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Warning {
-    /// The heap.
-    pub heap: u64,
-    /// A stable tag: `not_decoded:<reason>` for containers whose inside was not decoded.
-    pub what: String,
-    /// How many structures are affected.
-    pub count: u64,
-    /// How many bytes are affected.
-    pub bytes: u64,
-    /// The sentence to print.
-    pub message: String,
-}
-
-fn container_label(kind: BlockKind, n: u64) -> String {
-    let s = match kind {
-        BlockKind::LfhContainer => "LFH container",
-        BlockKind::DphNormal => "light page-heap block",
-        BlockKind::VsSubsegment => "VS subsegment",
-        BlockKind::SegLfhSubsegment => "segment-heap LFH subsegment",
-        _ => "container",
-    };
-    if n == 1 {
-        s.to_string()
-    } else {
-        format!("{s}s")
-    }
-}
-
-/// Why a container of `heap` was not decoded, in words.
-fn why_not_decoded(heap: &HeapInfo, reason: NotDecoded) -> String {
-    let lfh_detail = heap.lfh.as_ref().filter(|l| l.not_decoded == Some(reason)).map(|l| l.detail.clone());
-    match reason {
-        NotDecoded::UnsupportedBuild => {
-            lfh_detail.unwrap_or_else(|| "no front-end layout for this Windows build".into())
-        }
-        NotDecoded::NoKey => lfh_detail.unwrap_or_else(|| "the front end's key could not be recovered".into()),
-        NotDecoded::Corrupt => "their front-end structures fail validation (see Dump.corruption())".into(),
-        NotDecoded::NotCaptured => "their front-end metadata is not in the dump".into(),
-        NotDecoded::Orphan => "busy HEAP_ENTRY_VIRTUAL_ALLOC blocks that no LFH subsegment points at".into(),
-        NotDecoded::FrontEndUnreadable => {
-            lfh_detail.unwrap_or_else(|| "the front end's root structure is unreadable".into())
-        }
-    }
-}
-
-/// The warnings of every heap of `report`: containers whose blocks could not be attributed,
-/// by heap, container kind and reason (bytes are the containers' own sizes).
-pub fn warnings(report: &HeapReport) -> Vec<Warning> {
-    let b = &report.blocks;
-    let mut out = Vec::new();
-    for h in &report.heaps {
-        let mut groups: std::collections::BTreeMap<(u8, u8), (u64, u64)> = std::collections::BTreeMap::new();
-        for i in h.blocks.start.min(b.len())..h.blocks.end.min(b.len()) {
-            if b.not_decoded[i] != 0 {
-                let g = groups.entry((b.kind[i], b.not_decoded[i])).or_default();
-                g.0 += 1;
-                g.1 = g.1.saturating_add(b.size[i]);
-            }
-        }
-        for ((kind, reason), (count, bytes)) in groups {
-            let (Some(kind), Some(reason)) = (BlockKind::from_code(kind), NotDecoded::from_code(reason)) else {
-                continue;
-            };
-            out.push(Warning {
-                heap: h.address,
-                what: format!("not_decoded:{}", reason.name()),
-                count,
-                bytes,
-                message: format!(
-                    "{bytes} bytes in {count} {} of heap {:#x} could not be attributed: {}",
-                    container_label(kind, count),
-                    h.address,
-                    why_not_decoded(h, reason)
-                ),
-            });
-        }
-    }
-    out
 }
 
 /// `ContentionCount` of the heap lock, when its critical section's debug info points back to it.

@@ -332,7 +332,7 @@ fn bad_ucr_descriptors_and_overlapping_segments() {
 
         // Two heaps sharing a segment: the second walk refuses it.
         let mem = s0.build();
-        let mut state = WalkState::new(&mem);
+        let mut state = WalkState::new(&mem, &crate::limits::Limits::default(), crate::limits::Cancel::new());
         let mut report = HeapReport::default();
         let r = heap_ref(&spec);
         let half = Half::prepare(&mem, &[&r], spec.epoch.build(), &Symbols::default(), None, &state, WalkDepth::Blocks);

@@ -10,10 +10,11 @@ use pyo3::types::{PyBytes, PyDict};
 use crate::allocation::Allocation as CoreAllocation;
 use crate::dump::{self, Dump};
 use crate::error::{guard, Error};
-use crate::heap::HeapReport;
+use crate::heap::{coverage, HeapReport};
 use crate::process::{self, global_flag_names};
-use crate::python::errors::guarded;
+use crate::python::errors::{guarded, DumpError, InternalError, MemoryNotCaptured};
 use crate::python::heap::Heap;
+use crate::python::limits::PyLimits;
 use crate::python::session::BlockSource;
 use crate::python::session::Session;
 use crate::python::stacks::{stack_dict, Allocation, Frame};
@@ -264,21 +265,59 @@ fn parse_arch(arch: Option<&str>, default: Arch) -> PyResult<Arch> {
 #[pymethods]
 impl PyDump {
     #[new]
-    #[pyo3(signature = (path, *, symbol_path=None, image_path=None, workers=None))]
+    #[pyo3(signature = (path, *, symbol_path=None, image_path=None, workers=None, limits=None))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
         symbol_path: Option<String>,
         image_path: Option<String>,
         workers: Option<usize>,
+        limits: Option<Bound<'_, PyLimits>>,
     ) -> PyResult<Self> {
         guarded("Dump.new", || {
             if workers == Some(0) {
                 return Err(pyo3::exceptions::PyValueError::new_err("workers must be at least 1 (None: all cores)"));
             }
             let inner = Arc::new(py.detach(|| guard(|| format!("opening {}", path.display()), || Dump::open(&path)))?);
-            let session = Arc::new(Session::new(Arc::clone(&inner), symbol_path, image_path, workers));
+            let limits = limits.map(|l| l.get().inner).unwrap_or_default();
+            let session = Arc::new(Session::new(Arc::clone(&inner), symbol_path, image_path, workers, limits));
             Ok(PyDump { inner, path, session })
+        })
+    }
+
+    /// The caps this dump's work runs under (`Dump(limits=ntheap.Limits(...))`).
+    #[getter]
+    fn limits(&self) -> PyResult<PyLimits> {
+        guarded("Dump.limits", || Ok(PyLimits { inner: self.session.limits }))
+    }
+
+    /// What the heap views do not cover, as (scope, heap, what, count, bytes, message) rows:
+    /// `walk` true: everything, after the block walk; false: what headers, lists and the memory
+    /// map tell (all of it once the dump has been walked). When the heap list cannot be read at
+    /// all, the container's rows and one `not_read:heap_list` row saying why.
+    #[pyo3(signature = (walk=true))]
+    fn _coverage_rows(&self, py: Python<'_>, walk: bool) -> PyResult<Vec<CoverageRow>> {
+        guarded("Dump._coverage_rows", || {
+            let report = if walk { self.report(py) } else { self.session.heaps_report(py) };
+            let mut rows: Vec<CoverageRow> = match report {
+                Ok(r) => r.warnings.iter().map(coverage_row).collect(),
+                Err(e) if e.is_instance_of::<DumpError>(py) && !e.is_instance_of::<InternalError>(py) => {
+                    let mut rows: Vec<CoverageRow> =
+                        coverage::container_gaps(self.inner.info()).iter().map(coverage_row).collect();
+                    let advice = if e.is_instance_of::<MemoryNotCaptured>(py) {
+                        format!("; {}", coverage::FULL_DUMP_ADVICE)
+                    } else {
+                        String::new()
+                    };
+                    let msg = format!("the process's heap list cannot be read: {}{advice}", e.value(py));
+                    rows.push(("dump", 0, "not_read:heap_list".into(), 0, 0, msg));
+                    rows
+                }
+                Err(e) => return Err(e),
+            };
+            let over = self.session.symbolizer().pdbs_over_cap();
+            rows.extend(coverage::symbol_gaps(&over).iter().map(coverage_row));
+            Ok(rows)
         })
     }
 
@@ -581,9 +620,10 @@ impl PyDump {
             let w = self.session.walked(py)?;
             let index = self.session.block_index(py)?;
             let stacks = Arc::clone(&w.stacks);
-            let found = self.session.with_block_refs(py, "finding the block of an address", move |report, refs| {
-                CoreAllocation::find(report, refs, &stacks, &index, address)
-            })?;
+            let found =
+                self.session.with_block_refs_quick(py, "finding the block of an address", move |report, refs, _| {
+                    CoreAllocation::find(report, refs, &stacks, &index, address)
+                })?;
             let Some(a) = found else { return Ok(None) };
             let frames = self.session.frames(py, &w.stacks, a.stack_id)?;
             let clr = self.clr_module()?;
@@ -659,6 +699,13 @@ impl PyDump {
             ))
         })
     }
+}
+
+/// One row of `Dump._coverage_rows()`: scope, heap, what, count, bytes, message.
+type CoverageRow = (&'static str, u64, String, u64, u64, String);
+
+fn coverage_row(w: &coverage::Warning) -> CoverageRow {
+    (w.scope.name(), w.heap, w.what.clone(), w.count, w.bytes, w.message.clone())
 }
 
 /// One row of `Dump.symbol_status()`: module name, base, source, PDB path, notes.

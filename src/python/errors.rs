@@ -1,6 +1,8 @@
 //! The Python exception tree, and the one place where core errors become Python exceptions.
 
-use pyo3::exceptions::{PyException, PyFileNotFoundError, PyOSError, PyPermissionError};
+use pyo3::exceptions::{
+    PyException, PyFileNotFoundError, PyIsADirectoryError, PyKeyboardInterrupt, PyOSError, PyPermissionError,
+};
 use pyo3::prelude::*;
 
 use crate::error::{inject_panic, panic_message, Error};
@@ -37,6 +39,13 @@ pyo3::create_exception!(
     UnsupportedDumpError,
     DumpError,
     "The dump's architecture or Windows build has no known structure layout."
+);
+
+pyo3::create_exception!(
+    ntheap._core,
+    NoSuchHeapError,
+    DumpError,
+    "No heap of the dump has the address asked for; the message lists the heaps there are. Attribute: address."
 );
 
 pyo3::create_exception!(
@@ -78,6 +87,7 @@ impl From<Error> for PyErr {
             Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
                 std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),
+                std::io::ErrorKind::IsADirectory => PyIsADirectoryError::new_err(msg),
                 _ => PyOSError::new_err(msg),
             },
             Error::NotAMinidump { .. } => NotAMinidumpError::new_err(msg),
@@ -100,6 +110,7 @@ impl From<Error> for PyErr {
             ),
             Error::NotFound { .. } => StructureNotFoundError::new_err(msg),
             Error::UnsupportedLayout { .. } | Error::Unsupported { .. } => UnsupportedDumpError::new_err(msg),
+            Error::Interrupted { .. } => PyKeyboardInterrupt::new_err(msg),
             Error::Internal { operation, message } => {
                 let err = InternalError::new_err(msg);
                 Python::attach(|py| {

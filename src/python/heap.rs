@@ -281,6 +281,13 @@ impl Heap {
         guarded("Heap.segment_heap", || Ok(self.info().segment_heap.clone().map(|info| SegmentHeap { info })))
     }
 
+    /// The u32 at +0x10 (x64) / +0x08 (x86) that told the heap's kind (0xFFEEFFEE: NT heap,
+    /// 0xDDEEDDEE: segment heap; anything else: not a Windows heap), None when not captured.
+    #[getter]
+    fn signature_word(&self) -> PyResult<Option<u32>> {
+        guarded("Heap.signature_word", || Ok(self.info().signature_word))
+    }
+
     /// Why a heap of a known kind was not walked (e.g. a 32-bit segment heap), else None.
     #[getter]
     fn not_walked(&self) -> PyResult<Option<String>> {
@@ -375,7 +382,15 @@ impl Heap {
                         String::new()
                     }
                 ),
-                status => format!("Heap({:#x}, {} {}, {status})", h.address, h.kind.name(), h.arch),
+                status => match h.signature_word.filter(|_| h.kind == crate::heap::HeapKind::Unknown) {
+                    Some(w) => format!(
+                        "Heap({:#x}, {} {}, {status}, signature word {w:#010x})",
+                        h.address,
+                        h.kind.name(),
+                        h.arch
+                    ),
+                    None => format!("Heap({:#x}, {} {}, {status})", h.address, h.kind.name(), h.arch),
+                },
             })
         })
     }

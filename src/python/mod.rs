@@ -3,6 +3,7 @@
 mod dump;
 mod errors;
 mod heap;
+mod limits;
 mod scan;
 mod session;
 mod stacks;
@@ -17,11 +18,13 @@ mod _core {
     use super::dump::{Module, Peb, PyDump, Thread};
     #[pymodule_export]
     use super::errors::{
-        CorruptDumpError, DumpError, InternalError, MemoryNotCaptured, MissingStreamError, NotAMinidumpError,
-        StructureNotFoundError, TruncatedDumpError, UnsupportedDumpError,
+        CorruptDumpError, DumpError, InternalError, MemoryNotCaptured, MissingStreamError, NoSuchHeapError,
+        NotAMinidumpError, StructureNotFoundError, TruncatedDumpError, UnsupportedDumpError,
     };
     #[pymodule_export]
     use super::heap::{Heap, Lfh, PageHeap, SegContext, Segment, SegmentHeap, VirtualBlock};
+    #[pymodule_export]
+    use super::limits::PyLimits;
     #[pymodule_export]
     use super::scan::ScanJob;
     #[pymodule_export]

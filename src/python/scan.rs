@@ -10,10 +10,12 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use crate::error::Result;
+use crate::limits::Cancel;
 use crate::python::errors::guarded;
+use crate::python::limits::PyLimits;
 use crate::python::stacks::stack_dict_of;
 use crate::python::triage::type_dict;
-use crate::scan::{scan, DumpScan};
+use crate::scan::{scan, DumpScan, ScanOptions};
 
 type Results = Vec<Result<DumpScan>>;
 
@@ -22,6 +24,7 @@ type Results = Vec<Result<DumpScan>>;
 #[pyclass(frozen, module = "ntheap._core")]
 pub struct ScanJob {
     paths: Vec<PathBuf>,
+    cancel: Cancel,
     done: Arc<AtomicUsize>,
     handle: Mutex<Option<JoinHandle<Results>>>,
     results: Mutex<Option<Arc<Results>>>,
@@ -30,19 +33,35 @@ pub struct ScanJob {
 #[pymethods]
 impl ScanJob {
     #[new]
-    #[pyo3(signature = (paths, workers=None, symbol_path=None, image_path=None))]
+    #[pyo3(signature = (paths, workers=None, symbol_path=None, image_path=None, limits=None))]
     fn new(
         paths: Vec<PathBuf>,
         workers: Option<usize>,
         symbol_path: Option<String>,
         image_path: Option<String>,
+        limits: Option<Bound<'_, PyLimits>>,
     ) -> PyResult<Self> {
         guarded("ScanJob.new", || {
             let done = Arc::new(AtomicUsize::new(0));
             let (p, d) = (paths.clone(), Arc::clone(&done));
-            let handle =
-                std::thread::spawn(move || scan(&p, workers, symbol_path.as_deref(), image_path.as_deref(), &d));
-            Ok(ScanJob { paths, done, handle: Mutex::new(Some(handle)), results: Mutex::new(None) })
+            let cancel = Cancel::new();
+            let options = ScanOptions {
+                symbol_path,
+                image_path,
+                limits: limits.map(|l| l.get().inner).unwrap_or_default(),
+                cancel: cancel.clone(),
+            };
+            let handle = std::thread::spawn(move || scan(&p, workers, &options, &d));
+            Ok(ScanJob { paths, cancel, done, handle: Mutex::new(Some(handle)), results: Mutex::new(None) })
+        })
+    }
+
+    /// Stop the scan: dumps not yet finished end with `KeyboardInterrupt` in their records
+    /// (`results()` still returns one record per dump).
+    fn cancel(&self) -> PyResult<()> {
+        guarded("ScanJob.cancel", || {
+            self.cancel.set();
+            Ok(())
         })
     }
 
@@ -65,7 +84,9 @@ impl ScanJob {
     /// Wait for the scan, then one dict per dump (input order): path, exception (the
     /// `ntheap.DumpError` or `OSError` the dump raised, with its attributes, `path` set and the
     /// path before its message, or None), error (the message alone), error_kind (its class
-    /// name), timestamp_unix, pid, blocks (dict of numpy arrays: heap, address, user_address,
+    /// name), timestamp_unix, pid, process_create_time_unix, main_module, coverage (the
+    /// (scope, heap, what, count, bytes, message) rows of `Dump.coverage()`), heaps_listed,
+    /// heaps_walked, blocks (dict of numpy arrays: heap, address, user_address,
     /// user_size, kind, stack_id, type_id, content), stack_keys, stacks (as
     /// `Dump._stack_columns`) and types (as `Dump._type_columns`).
     fn results<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
@@ -82,6 +103,16 @@ impl ScanJob {
                         d.set_item("error_kind", py.None())?;
                         d.set_item("timestamp_unix", s.timestamp)?;
                         d.set_item("pid", s.pid)?;
+                        d.set_item("process_create_time_unix", s.process_create_time)?;
+                        d.set_item("main_module", s.main_module.clone())?;
+                        let gaps: Vec<_> = s
+                            .gaps
+                            .iter()
+                            .map(|w| (w.scope.name(), w.heap, w.what.clone(), w.count, w.bytes, w.message.clone()))
+                            .collect();
+                        d.set_item("coverage", gaps)?;
+                        d.set_item("heaps_listed", s.heaps.0)?;
+                        d.set_item("heaps_walked", s.heaps.1)?;
                         let b = PyDict::new(py);
                         b.set_item("heap", s.blocks.heap.clone().into_pyarray(py))?;
                         b.set_item("address", s.blocks.address.clone().into_pyarray(py))?;
@@ -111,6 +142,11 @@ impl ScanJob {
                         d.set_item("error_kind", value.get_type().name()?)?;
                         d.set_item("timestamp_unix", py.None())?;
                         d.set_item("pid", py.None())?;
+                        d.set_item("process_create_time_unix", py.None())?;
+                        d.set_item("main_module", py.None())?;
+                        d.set_item("coverage", PyList::empty(py))?;
+                        d.set_item("heaps_listed", 0)?;
+                        d.set_item("heaps_walked", 0)?;
                         d.set_item("blocks", py.None())?;
                         d.set_item("stack_keys", py.None())?;
                         d.set_item("stacks", py.None())?;

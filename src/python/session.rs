@@ -11,7 +11,8 @@
 //! process holds the columns once. Rust code that needs the columns later (the block index of
 //! `allocation_at`) borrows them back from numpy ([`Session::with_block_refs`]).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Duration;
 
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
@@ -21,6 +22,7 @@ use crate::allocation::BlockIndex;
 use crate::dump::Dump;
 use crate::error::guard;
 use crate::heap::{self, AnyColumnRef, BlockRefs, HeapReport, BLOCK_SCHEMA};
+use crate::limits::{Cancel, Limits};
 use crate::python::errors::guarded;
 use crate::python::heap::columns_to_dict;
 use crate::stacks::StackTable;
@@ -59,6 +61,8 @@ pub(crate) struct Session {
     pub(crate) image_path: Option<String>,
     /// Threads of this dump's walks (`Dump(threads=N)`); `None`: rayon's global pool.
     pub(crate) threads: Option<usize>,
+    /// Caps on the work (`Dump(limits=...)`).
+    pub(crate) limits: Limits,
     survey: OnceLock<Arc<HeapReport>>,
     walked: OnceLock<Walked>,
     symbolizer: OnceLock<Arc<Symbolizer>>,
@@ -83,12 +87,60 @@ fn once<T: Send + Sync>(
     Ok(Arc::clone(cell.get_or_init(|| v)))
 }
 
+/// How often a thread waiting for Rust work looks for a Python signal (Ctrl-C).
+const SIGNAL_POLL: Duration = Duration::from_millis(20);
+
+/// Run `f` (given a fresh [`Cancel`]) on a thread of its own while the calling thread waits
+/// without the GIL, waking every [`SIGNAL_POLL`] to run Python's signal handlers. When one
+/// raises (Ctrl-C: `KeyboardInterrupt`), the flag is set, the work (which polls it at coarse
+/// granularity) is waited for, and the handler's exception is returned: nothing half-computed is
+/// kept. Off the main thread `check_signals` never raises and this is a plain wait.
+pub(crate) fn interruptible<T: Send>(py: Python<'_>, f: impl FnOnce(&Cancel) -> T + Send) -> PyResult<T> {
+    let cancel = Cancel::new();
+    let slot: (Mutex<Option<T>>, Condvar) = (Mutex::new(None), Condvar::new());
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(|| {
+            let v = f(&cancel);
+            *slot.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+            slot.1.notify_all();
+        });
+        loop {
+            let got = py.detach(|| {
+                let guard = slot.0.lock().unwrap_or_else(|e| e.into_inner());
+                let (mut guard, _) =
+                    slot.1.wait_timeout_while(guard, SIGNAL_POLL, |v| v.is_none()).unwrap_or_else(|e| e.into_inner());
+                guard.take()
+            });
+            if let Some(v) = got {
+                return Ok(v);
+            }
+            if worker.is_finished() {
+                // `f` returned without filling the slot: it panicked (callers guard it, so this
+                // is a bug in the wait itself).
+                return Err(crate::error::Error::Internal {
+                    operation: "waiting for Rust work".into(),
+                    message: "the worker thread ended without a result".into(),
+                }
+                .into());
+            }
+            if let Err(e) = py.check_signals() {
+                cancel.set();
+                py.detach(|| {
+                    let _ = worker.join();
+                });
+                return Err(e);
+            }
+        }
+    })
+}
+
 impl Session {
     pub(crate) fn new(
         dump: Arc<Dump>,
         symbol_path: Option<String>,
         image_path: Option<String>,
         threads: Option<usize>,
+        limits: Limits,
     ) -> Self {
         let symbol_path = symbol_path.or_else(|| std::env::var(crate::symbols::SYMBOL_PATH_ENV).ok());
         Session {
@@ -96,6 +148,7 @@ impl Session {
             symbol_path,
             image_path,
             threads,
+            limits,
             survey: OnceLock::new(),
             walked: OnceLock::new(),
             symbolizer: OnceLock::new(),
@@ -120,9 +173,9 @@ impl Session {
         }
         let images = self.images(py)?;
         let dump = Arc::clone(&self.dump);
-        let pass = self.with_block_refs(py, "naming the blocks by their C++ types", move |report, refs| {
+        let pass = self.with_block_refs(py, "naming the blocks by their C++ types", move |report, refs, cancel| {
             let t = std::time::Instant::now();
-            let table = triage::name_blocks(dump.memory(), &images, report, refs);
+            let table = triage::name_blocks_until(dump.memory(), &images, report, refs, cancel);
             TypePass { table, seconds: t.elapsed().as_secs_f64() }
         })?;
         Ok(Arc::clone(self.types.get_or_init(|| Arc::new(pass))))
@@ -135,10 +188,11 @@ impl Session {
         }
         let types = self.types(py)?;
         let dump = Arc::clone(&self.dump);
-        let pass = self.with_block_refs(py, "classifying the blocks' contents", move |report, refs| {
+        let pass = self.with_block_refs(py, "classifying the blocks' contents", move |report, refs, cancel| {
             let t = std::time::Instant::now();
             let committed = triage::Committed::new(dump.info().regions.as_deref());
-            let content = triage::classify_blocks(dump.memory(), &committed, report, refs, &types.table.type_id);
+            let content =
+                triage::classify_blocks_until(dump.memory(), &committed, report, refs, &types.table.type_id, cancel);
             ContentPass { content, seconds: t.elapsed().as_secs_f64() }
         })?;
         Ok(Arc::clone(self.content.get_or_init(|| Arc::new(pass))))
@@ -165,8 +219,8 @@ impl Session {
             return Ok(Arc::clone(v));
         }
         let dump = Arc::clone(&self.dump);
-        let reach = self.with_block_refs(py, "marking the reachable blocks", move |report, refs| {
-            triage::mark(&dump, report, refs)
+        let reach = self.with_block_refs(py, "marking the reachable blocks", move |report, refs, cancel| {
+            triage::mark_until(&dump, report, refs, cancel)
         })?;
         Ok(Arc::clone(self.reach.get_or_init(|| Arc::new(reach))))
     }
@@ -190,11 +244,15 @@ impl Session {
             return Ok(Arc::clone(s));
         }
         let dump = Arc::clone(&self.dump);
-        let options = heap::WalkOptions { symbol_path: self.symbol_path.clone(), depth: heap::WalkDepth::Headers };
-        let survey = py.detach(|| {
+        let survey = interruptible(py, |cancel| {
+            let options = self.walk_options(heap::WalkDepth::Headers, cancel);
             self.in_pool(|| guard(|| "reading the heap headers".into(), || heap::walk_with(&dump, &options)))
-        })?;
+        })??;
         Ok(Arc::clone(self.survey.get_or_init(|| Arc::new(survey))))
+    }
+
+    fn walk_options(&self, depth: heap::WalkDepth, cancel: &Cancel) -> heap::WalkOptions {
+        heap::WalkOptions { symbol_path: self.symbol_path.clone(), depth, limits: self.limits, cancel: cancel.clone() }
     }
 
     /// Whether the full walk has run.
@@ -208,19 +266,21 @@ impl Session {
             return Ok(w.clone());
         }
         let dump = Arc::clone(&self.dump);
-        let options = heap::WalkOptions { symbol_path: self.symbol_path.clone(), depth: heap::WalkDepth::Blocks };
-        let (mut report, stacks) = py.detach(|| {
+        let depth = self.limits.max_stack_depth;
+        let (mut report, stacks) = interruptible(py, |cancel| {
+            let options = self.walk_options(heap::WalkDepth::Blocks, cancel);
             self.in_pool(|| {
                 guard(
                     || "walking the heaps".into(),
                     || {
-                        let report = heap::walk_with(&dump, &options)?;
-                        let stacks = StackTable::collect(dump.memory(), &report);
+                        let mut report = heap::walk_with(&dump, &options)?;
+                        let stacks = StackTable::collect_with(dump.memory(), &report, depth);
+                        report.warnings.extend(heap::coverage::stack_gaps(&stacks, depth));
                         Ok((report, stacks))
                     },
                 )
             })
-        })?;
+        })??;
         let columns = columns_to_dict(py, std::mem::take(&mut report.blocks))?;
         // Shared by every table handed out: nobody may write to them.
         for (_, array) in columns.iter() {
@@ -230,12 +290,14 @@ impl Session {
         Ok(self.walked.get_or_init(|| w).clone())
     }
 
-    /// Run `f` on the stored block columns, borrowed from their numpy arrays, without the GIL.
-    pub(crate) fn with_block_refs<R: Send>(
+    /// Run `f` on the stored block columns, borrowed from their numpy arrays, without the GIL
+    /// (`quick`: on this thread, else on one of its own while this one watches for Ctrl-C).
+    fn block_refs_call<R: Send>(
         &self,
         py: Python<'_>,
         what: &str,
-        f: impl for<'a> FnOnce(&HeapReport, &BlockRefs<'a>) -> R + Send,
+        quick: bool,
+        f: impl for<'a> FnOnce(&HeapReport, &BlockRefs<'a>, &Cancel) -> R + Send,
     ) -> PyResult<R> {
         let w = self.walked(py)?;
         let dict = w.columns.bind(py);
@@ -266,14 +328,42 @@ impl Session {
         let refs = BlockRefs::from_columns(find)
             .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("the block columns are not as the schema says"))?;
         let report = Arc::clone(&w.report);
-        py.detach(|| self.in_pool(|| guard(|| what.to_string(), || Ok(f(&report, &refs))))).map_err(PyErr::from)
+        let run = |cancel: &Cancel| {
+            let r = self.in_pool(|| guard(|| what.to_string(), || Ok(f(&report, &refs, cancel))));
+            cancel.check(what).and(r)
+        };
+        let out = if quick { py.detach(|| run(&Cancel::new())) } else { interruptible(py, run)? };
+        Ok(out?)
+    }
+
+    /// Run `f` on the stored block columns without the GIL, interruptible by Ctrl-C (a pass).
+    pub(crate) fn with_block_refs<R: Send>(
+        &self,
+        py: Python<'_>,
+        what: &str,
+        f: impl for<'a> FnOnce(&HeapReport, &BlockRefs<'a>, &Cancel) -> R + Send,
+    ) -> PyResult<R> {
+        self.block_refs_call(py, what, false, f)
+    }
+
+    /// [`Self::with_block_refs`] for work too short to need a thread of its own (one lookup).
+    pub(crate) fn with_block_refs_quick<R: Send>(
+        &self,
+        py: Python<'_>,
+        what: &str,
+        f: impl for<'a> FnOnce(&HeapReport, &BlockRefs<'a>, &Cancel) -> R + Send,
+    ) -> PyResult<R> {
+        self.block_refs_call(py, what, true, f)
     }
 
     /// The symbolizer (PDB and export tables load later, per module, on first use).
     pub(crate) fn symbolizer(&self) -> Arc<Symbolizer> {
         Arc::clone(self.symbolizer.get_or_init(|| {
             // An explicit empty path keeps the symbolizer from reading the environment again.
-            Arc::new(Symbolizer::new(&self.dump, Some(self.symbol_path.as_deref().unwrap_or(""))))
+            Arc::new(
+                Symbolizer::new(&self.dump, Some(self.symbol_path.as_deref().unwrap_or("")))
+                    .with_max_pdb_bytes(self.limits.max_symbol_file_bytes),
+            )
         }))
     }
 
@@ -282,7 +372,7 @@ impl Session {
         if let Some(i) = self.index.get() {
             return Ok(Arc::clone(i));
         }
-        let index = Arc::new(self.with_block_refs(py, "indexing the blocks", BlockIndex::new)?);
+        let index = Arc::new(self.with_block_refs(py, "indexing the blocks", |r, b, _| BlockIndex::new(r, b))?);
         Ok(Arc::clone(self.index.get_or_init(|| index)))
     }
 

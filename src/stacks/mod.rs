@@ -128,6 +128,10 @@ pub struct StackTable {
     pub entries_read: usize,
     /// Entries that could not be used as they are.
     pub problems: Vec<StackProblem>,
+    /// Trace entries whose frames were cut at the depth cap (`Limits::max_stack_depth`).
+    pub truncated: usize,
+    /// The depth cap this table was read with (0: none).
+    pub max_depth: u16,
 }
 
 /// What the cache remembers per (entry address, arch).
@@ -183,8 +187,14 @@ impl StackTable {
 
     /// Read the trace entry of every block of `report` that has one.
     pub fn collect(mem: &AddressSpace, report: &HeapReport) -> StackTable {
+        Self::collect_with(mem, report, MAX_FRAMES)
+    }
+
+    /// [`Self::collect`], keeping at most `max_depth` frames of each stack (the innermost ones);
+    /// [`Self::truncated`] counts the trace entries cut.
+    pub fn collect_with(mem: &AddressSpace, report: &HeapReport, max_depth: u16) -> StackTable {
         let cols = &report.blocks;
-        let mut t = StackTable { offsets: vec![0], ..StackTable::default() };
+        let mut t = StackTable { offsets: vec![0], max_depth: max_depth.max(1), ..StackTable::default() };
         let mut seen: HashMap<(u64, Arch, CountField), Seen> = HashMap::new();
         let mut by_frames: HashMap<Box<[u64]>, i32> = HashMap::new();
         let mut buf = Vec::with_capacity(usize::from(MAX_FRAMES));
@@ -255,6 +265,10 @@ impl StackTable {
             }
             Ok(r) => (r, (r.field != prefer).then_some(r)),
         };
+        if self.max_depth > 0 && buf.len() > usize::from(self.max_depth) {
+            buf.truncate(usize::from(self.max_depth));
+            self.truncated += 1;
+        }
         let stack_id = match by_frames.get(buf.as_slice()) {
             Some(&id) => id,
             None => {
@@ -266,7 +280,7 @@ impl StackTable {
                 };
                 self.frames.extend_from_slice(buf);
                 self.offsets.push(end);
-                self.depth.push(found.count);
+                self.depth.push(found.count.min(self.max_depth));
                 self.trace_entry.push(te);
                 by_frames.insert(buf.as_slice().into(), id);
                 id

@@ -181,7 +181,12 @@ pub struct Symbolizer {
     bases: Vec<u64>,
     dirs: Vec<PathBuf>,
     clr: Option<String>,
+    /// PDBs larger than this are not read (`Limits::max_symbol_file_bytes`).
+    max_pdb_bytes: u64,
 }
+
+/// Marks the note of a PDB skipped for its size (see [`Symbolizer::pdbs_over_cap`]).
+pub const PDB_OVER_CAP: &str = "over the PDB size cap";
 
 /// The debugger's name for a module: the file name without its extension, other dots replaced by
 /// underscores; `image<base>` when the path is empty.
@@ -262,7 +267,30 @@ impl Symbolizer {
             }
         }
         let bases = kept.iter().map(|s| s.module.base).collect();
-        Symbolizer { mem, slots: kept, bases, dirs: path::parse_symbol_path(symbol_path), clr }
+        Symbolizer {
+            mem,
+            slots: kept,
+            bases,
+            dirs: path::parse_symbol_path(symbol_path),
+            clr,
+            max_pdb_bytes: crate::limits::Limits::default().max_symbol_file_bytes,
+        }
+    }
+
+    /// The same symbolizer, reading no PDB larger than `bytes`.
+    pub fn with_max_pdb_bytes(mut self, bytes: u64) -> Self {
+        self.max_pdb_bytes = bytes;
+        self
+    }
+
+    /// The notes of the PDBs that matched a module but were not read for their size, among the
+    /// modules symbolized so far.
+    pub fn pdbs_over_cap(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.symbols.get())
+            .flat_map(|m| m.notes.iter().filter(|n| n.contains(PDB_OVER_CAP)).cloned())
+            .collect()
     }
 
     /// The local directories searched for PDBs.
@@ -292,6 +320,15 @@ impl Symbolizer {
             match (&m.pdb_name, &m.pdb_guid, m.pdb_age) {
                 (Some(name), Some(guid), Some(age)) => {
                     for p in path::existing_candidates(&self.dirs, name, guid, age) {
+                        let size = std::fs::metadata(&p).map_or(0, |m| m.len());
+                        if size > self.max_pdb_bytes {
+                            notes.push(format!(
+                                "{}: {size} bytes, {PDB_OVER_CAP} of {} bytes (Limits.max_symbol_file_bytes); not read",
+                                p.display(),
+                                self.max_pdb_bytes
+                            ));
+                            continue;
+                        }
                         match pdb::load_publics(&p, guid, age) {
                             Ok(publics) if publics.symbols.is_empty() => {
                                 notes.push(format!("{}: matches but has no public symbols", p.display()));

@@ -8,6 +8,7 @@
 
 use crate::dump::Region;
 use crate::heap::{BlockRefs, HeapReport};
+use crate::limits::Cancel;
 use crate::memory::AddressSpace;
 use crate::target::Arch;
 
@@ -202,6 +203,19 @@ pub fn classify_blocks(
     b: &BlockRefs<'_>,
     type_id: &[i32],
 ) -> Vec<u8> {
+    classify_blocks_until(mem, committed, report, b, type_id, &Cancel::new())
+}
+
+/// [`classify_blocks`], skipping the chunks of 64 Ki rows not yet started once `cancel` is set
+/// (the caller then discards the column).
+pub fn classify_blocks_until(
+    mem: &AddressSpace,
+    committed: &Committed,
+    report: &HeapReport,
+    b: &BlockRefs<'_>,
+    type_id: &[i32],
+    cancel: &Cancel,
+) -> Vec<u8> {
     use rayon::prelude::*;
 
     let mut arch_of = vec![Arch::X64; b.len()];
@@ -211,6 +225,9 @@ pub fn classify_blocks(
     }
     let mut out = vec![Content::None.code(); b.len()];
     out.par_chunks_mut(1 << 16).enumerate().for_each(|(c, chunk)| {
+        if cancel.is_set() {
+            return;
+        }
         for (i, slot) in chunk.iter_mut().enumerate() {
             let row = (c << 16) + i;
             if b.is_allocation[row] {

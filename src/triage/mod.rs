@@ -21,10 +21,10 @@ pub mod image;
 pub mod reach;
 pub mod rtti;
 
-pub use content::{classify_blocks, Committed, Content};
+pub use content::{classify_blocks, classify_blocks_until, Committed, Content};
 pub use image::Images;
-pub use reach::{mark, Reach, ReachedBy, RootKind};
-pub use rtti::{name_blocks, RttiType, TypeTable};
+pub use reach::{mark, mark_until, Reach, ReachedBy, RootKind};
+pub use rtti::{name_blocks, name_blocks_until, RttiType, TypeTable};
 
 use crate::heap::ColumnSpec;
 

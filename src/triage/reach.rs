@@ -28,6 +28,7 @@ use std::time::Instant;
 
 use crate::dump::{Dump, Region};
 use crate::heap::{BlockKind, BlockRefs, HeapReport};
+use crate::limits::Cancel;
 use crate::memory::AddressSpace;
 use crate::target::Arch;
 
@@ -562,6 +563,12 @@ pub fn word_arch(dump: &Dump, report: &HeapReport) -> Arch {
 
 /// Run the mark phase of §2.3 over `dump` and its walk `report` (block columns `b`).
 pub fn mark(dump: &Dump, report: &HeapReport, b: &BlockRefs<'_>) -> Reach {
+    mark_until(dump, report, b, &Cancel::new())
+}
+
+/// [`mark`], stopping between root pieces and between 64 Ki reached blocks once `cancel` is set
+/// (the caller then discards the result).
+pub fn mark_until(dump: &Dump, report: &HeapReport, b: &BlockRefs<'_>, cancel: &Cancel) -> Reach {
     let t0 = Instant::now();
     let index = AllocIndex::new(b);
     let t1 = Instant::now();
@@ -577,6 +584,9 @@ pub fn mark(dump: &Dump, report: &HeapReport, b: &BlockRefs<'_>) -> Reach {
 
     let mut root_bytes = 0;
     for &(s, e, kind) in &roots.pieces {
+        if cancel.is_set() {
+            break;
+        }
         let bit = kind.bit();
         root_bytes += scan_words(mem, s, e, arch, |w| {
             index.for_each_hit(w, |j| {
@@ -611,7 +621,10 @@ pub fn mark(dump: &Dump, report: &HeapReport, b: &BlockRefs<'_>) -> Reach {
     let mut level = 0;
     let mut next: Vec<u32> = Vec::new();
     while !frontier.is_empty() {
-        for &j in &frontier {
+        for (i, &j) in frontier.iter().enumerate() {
+            if i % (1 << 16) == 0 && cancel.is_set() {
+                break;
+            }
             let (s, e) = index.range(j as usize);
             heap_bytes += scan_words(mem, s, e, arch, |w| {
                 index.for_each_hit(w, |k| {
@@ -625,6 +638,9 @@ pub fn mark(dump: &Dump, report: &HeapReport, b: &BlockRefs<'_>) -> Reach {
         }
         std::mem::swap(&mut frontier, &mut next);
         next.clear();
+        if cancel.is_set() {
+            frontier.clear();
+        }
         if !frontier.is_empty() {
             level += 1;
         }

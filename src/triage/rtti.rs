@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use msvc_demangler::{demangle, DemangleFlags};
 
 use crate::heap::{BlockRefs, HeapReport};
+use crate::limits::Cancel;
 use crate::memory::AddressSpace;
 use crate::target::Arch;
 use crate::triage::image::{Image, Images};
@@ -339,6 +340,18 @@ pub struct TypeTable {
 /// points into an image (almost none do); then each distinct candidate vftable is validated
 /// once, in row order, so type ids are numbered by first appearance.
 pub fn name_blocks(mem: &AddressSpace, images: &Images, report: &HeapReport, b: &BlockRefs<'_>) -> TypeTable {
+    name_blocks_until(mem, images, report, b, &Cancel::new())
+}
+
+/// [`name_blocks`], skipping the chunks of 64 Ki rows not yet started once `cancel` is set (the
+/// caller then discards the table).
+pub fn name_blocks_until(
+    mem: &AddressSpace,
+    images: &Images,
+    report: &HeapReport,
+    b: &BlockRefs<'_>,
+    cancel: &Cancel,
+) -> TypeTable {
     use rayon::prelude::*;
 
     let mut type_id = vec![-1i32; b.len()];
@@ -351,6 +364,7 @@ pub fn name_blocks(mem: &AddressSpace, images: &Images, report: &HeapReport, b: 
         .flat_map(|&(s, e, arch)| (s..e).step_by(CHUNK).map(move |c| (c, (c + CHUNK).min(e), arch)))
         .collect::<Vec<_>>()
         .into_par_iter()
+        .filter(|_| !cancel.is_set())
         .flat_map_iter(|(s, e, arch)| {
             (s..e).filter_map(move |row| {
                 if !b.is_allocation[row] || b.user_size[row] < arch.ptr_size() {

@@ -844,3 +844,8 @@ SCENARIOS.update(SEGHEAP_SCENARIOS)
 from .triage_scenarios import TRIAGE_SCENARIOS  # noqa: E402
 
 SCENARIOS.update(TRIAGE_SCENARIOS)
+
+# Dumps the heap views can answer only in part, or not at all (coverage_scenarios.py).
+from .coverage_scenarios import COVERAGE_SCENARIOS  # noqa: E402
+
+SCENARIOS.update(COVERAGE_SCENARIOS)

@@ -127,8 +127,10 @@ def test_heap_blocks_method_matches_dump_blocks() -> None:
     assert sorted(t["address"].tolist()) == [b["address"] for b in exp["heaps"][1]["blocks"]]
     df = t.to_pandas()
     assert set(df["kind_name"]) <= {"backend", "virtual", "segment_header", "internal"}
-    with pytest.raises(KeyError, match="no heap at 0x1"):
+    with pytest.raises(ntheap.NoSuchHeapError, match="no heap at 0x1: the dump lists 2 heaps: ") as e:
         dump.heap(1)
+    assert isinstance(e.value, ntheap.DumpError) and e.value.address == 1
+    assert all(f"{h['address']:#x}" in str(e.value) for h in exp["heaps"])
 
 
 @pytest.mark.parametrize("name", ["heap_bad_checksum", "heap_cyclic_segment_list", "heap_cyclic_virtual_list", "heap_pointer_outside_dump"])
