@@ -46,12 +46,35 @@ pub struct EntryDecoder {
     layout: EntryLayout,
     key: u64,
     encoded: bool,
+    /// Bit positions of the fields in the little-endian group (8 × their byte offsets), so that
+    /// a decode is shifts and masks on one register.
+    shifts: FieldShifts,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FieldShifts {
+    size: u32,
+    flags: u32,
+    small_tag_index: u32,
+    previous_size: u32,
+    segment_offset: u32,
+    unused_bytes: u32,
 }
 
 impl EntryDecoder {
     /// A decoder for headers of `layout`, XORed with `key` when it is `Some`.
     pub fn new(layout: &EntryLayout, key: Option<[u8; 8]>) -> Self {
-        EntryDecoder { layout: *layout, key: key.map_or(0, u64::from_le_bytes), encoded: key.is_some() }
+        // Byte offsets inside the 8-byte group; a u16 field needs its two bytes in the group.
+        let bit = |o: u16, width: u16| u32::from(o.min(8 - width)) * 8;
+        let shifts = FieldShifts {
+            size: bit(layout.size, 2),
+            flags: bit(layout.flags, 1),
+            small_tag_index: bit(layout.small_tag_index, 1),
+            previous_size: bit(layout.previous_size, 2),
+            segment_offset: bit(layout.segment_offset, 1),
+            unused_bytes: bit(layout.unused_bytes, 1),
+        };
+        EntryDecoder { layout: *layout, key: key.map_or(0, u64::from_le_bytes), encoded: key.is_some(), shifts }
     }
 
     /// Granule in bytes.
@@ -74,7 +97,7 @@ impl EntryDecoder {
 
     /// Decode the header in `header`, which must hold at least [`Self::header_size`] bytes;
     /// a shorter slice decodes as all zeroes (Size 0), which every caller treats as corrupt.
-    #[inline]
+    #[inline(always)]
     pub fn decode(&self, header: &[u8]) -> DecodedEntry {
         let g = usize::from(self.layout.group);
         let raw = match header.get(g..g + 8) {
@@ -85,22 +108,22 @@ impl EntryDecoder {
     }
 
     /// Decode an already-XORed 8-byte group (little-endian).
-    #[inline]
+    #[inline(always)]
     pub fn decode_group(&self, group: u64) -> DecodedEntry {
-        let b = group.to_le_bytes();
-        let l = &self.layout;
-        let at = |o: u16| b[usize::from(o) & 7];
-        let size = u16::from_le_bytes([at(l.size), at(l.size + 1)]);
-        let flags = at(l.flags);
-        let small_tag_index = at(l.small_tag_index);
-        let checksum_ok = !self.encoded || at(l.size) ^ at(l.size + 1) ^ flags == small_tag_index;
+        let s = &self.shifts;
+        let u8_at = |shift: u32| (group >> shift) as u8;
+        let u16_at = |shift: u32| (group >> shift) as u16;
+        let size = u16_at(s.size);
+        let flags = u8_at(s.flags);
+        let small_tag_index = u8_at(s.small_tag_index);
+        let checksum_ok = !self.encoded || (size as u8) ^ ((size >> 8) as u8) ^ flags == small_tag_index;
         DecodedEntry {
             size,
             flags,
             small_tag_index,
-            previous_size: u16::from_le_bytes([at(l.previous_size), at(l.previous_size + 1)]),
-            segment_offset: at(l.segment_offset),
-            unused_bytes: at(l.unused_bytes),
+            previous_size: u16_at(s.previous_size),
+            segment_offset: u8_at(s.segment_offset),
+            unused_bytes: u8_at(s.unused_bytes),
             checksum_ok,
         }
     }
