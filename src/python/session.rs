@@ -61,6 +61,10 @@ pub(crate) struct Session {
     pub(crate) image_path: Option<String>,
     /// Threads of this dump's walks (`Dump(threads=N)`); `None`: rayon's global pool.
     pub(crate) threads: Option<usize>,
+    /// The pool of `threads`, built once.
+    pool: Option<rayon::ThreadPool>,
+    /// The derived block columns, computed on first request and shared like the stored ones.
+    derived: DerivedColumns,
     /// Caps on the work (`Dump(limits=...)`).
     pub(crate) limits: Limits,
     survey: OnceLock<Arc<HeapReport>>,
@@ -71,6 +75,32 @@ pub(crate) struct Session {
     types: OnceLock<Arc<TypePass>>,
     content: OnceLock<Arc<ContentPass>>,
     reach: OnceLock<Arc<Reach>>,
+}
+
+/// The derived block columns of one dump, each computed once from the walk (without the GIL)
+/// and then handed out read-only, like the stored columns.
+#[derive(Default)]
+struct DerivedColumns {
+    heap_codes: OnceLock<Py<PyArray1<u16>>>,
+    segment_codes: OnceLock<Py<PyArray1<u32>>>,
+    stack_trace_entry: OnceLock<Py<PyArray1<u64>>>,
+    stack_id: OnceLock<Py<PyArray1<i32>>>,
+}
+
+/// `cell`'s array, made from the walk `w` by `f` on first use (without the GIL), read-only.
+fn derived<'py, T: numpy::Element + Send>(
+    py: Python<'py>,
+    cell: &OnceLock<Py<PyArray1<T>>>,
+    w: &Walked,
+    f: impl FnOnce(&Walked) -> Vec<T> + Send,
+) -> PyResult<Bound<'py, PyArray1<T>>> {
+    if let Some(a) = cell.get() {
+        return Ok(a.bind(py).clone());
+    }
+    let v = py.detach(|| f(w));
+    let a = PyArray1::from_vec(py, v);
+    a.getattr("flags")?.setattr("writeable", false)?;
+    Ok(cell.get_or_init(|| a.unbind()).bind(py).clone())
 }
 
 /// Compute `cell`'s value once, without the GIL, under [`guard`].
@@ -148,6 +178,8 @@ impl Session {
             symbol_path,
             image_path,
             threads,
+            pool: threads.and_then(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build().ok()),
+            derived: DerivedColumns::default(),
             limits,
             survey: OnceLock::new(),
             walked: OnceLock::new(),
@@ -227,7 +259,7 @@ impl Session {
 
     /// Run `f` on this dump's thread pool (`Dump(threads=N)`), else on rayon's global pool.
     fn in_pool<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
-        match self.threads.and_then(|n| rayon::ThreadPoolBuilder::new().num_threads(n).build().ok()) {
+        match &self.pool {
             Some(pool) => pool.install(f),
             None => f(),
         }
@@ -409,7 +441,7 @@ impl BlockSource {
     fn heap_codes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<u16>>> {
         guarded("BlockSource.heap_codes", || {
             let w = self.session.walked(py)?;
-            let v = py.detach(|| {
+            derived(py, &self.session.derived.heap_codes, &w, |w| {
                 let mut v = vec![u16::MAX; w.report.rows()];
                 for (i, h) in w.report.heaps.iter().enumerate() {
                     if let Some(s) = v.get_mut(h.blocks.clone()) {
@@ -417,8 +449,7 @@ impl BlockSource {
                     }
                 }
                 v
-            });
-            Ok(PyArray1::from_vec(py, v))
+            })
         })
     }
 
@@ -431,7 +462,7 @@ impl BlockSource {
     fn segment_codes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<u32>>> {
         guarded("BlockSource.segment_codes", || {
             let w = self.session.walked(py)?;
-            let v = py.detach(|| {
+            derived(py, &self.session.derived.segment_codes, &w, |w| {
                 let mut v = vec![0u32; w.report.rows()];
                 for (i, (rows, _)) in w.report.segment_runs.iter().enumerate() {
                     if let Some(s) = v.get_mut(rows.clone()) {
@@ -439,8 +470,7 @@ impl BlockSource {
                     }
                 }
                 v
-            });
-            Ok(PyArray1::from_vec(py, v))
+            })
         })
     }
 
@@ -456,8 +486,7 @@ impl BlockSource {
     fn stack_trace_entry<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<u64>>> {
         guarded("BlockSource.stack_trace_entry", || {
             let w = self.session.walked(py)?;
-            let v = py.detach(|| w.report.traces.column(w.report.rows()));
-            Ok(PyArray1::from_vec(py, v))
+            derived(py, &self.session.derived.stack_trace_entry, &w, |w| w.report.traces.column(w.report.rows()))
         })
     }
 
@@ -465,8 +494,7 @@ impl BlockSource {
     fn stack_id<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i32>>> {
         guarded("BlockSource.stack_id", || {
             let w = self.session.walked(py)?;
-            let v = py.detach(|| w.stacks.stack_id_column(w.report.rows()));
-            Ok(PyArray1::from_vec(py, v))
+            derived(py, &self.session.derived.stack_id, &w, |w| w.stacks.stack_id_column(w.report.rows()))
         })
     }
 

@@ -116,3 +116,22 @@ def test_containers_are_tiled_and_allocations_follow_the_rule(name: str) -> None
             assert int(table["address"][c]) == at
             at += int(table["size"][c])
         assert (start, at) == (int(table["address"][p]), int(table["address"][p] + table["size"][p]))
+
+
+def test_blocks_twice_hands_out_the_same_read_only_arrays() -> None:
+    """The walk's columns are moved into numpy once: every blocks() and Heap.blocks() shares
+    them (no copy), derived columns included, and nobody can write to them."""
+    from conftest import fixture
+
+    path, _ = fixture("lfh_ust_win10_x64")
+    dump = ntheap.Dump(path)
+    a, b = dump.blocks(), dump.blocks()
+    for col in ("address", "size", "kind", "parent", "stack_trace_entry", "stack_id"):
+        assert a[col] is b[col], col
+        assert not a[col].flags.writeable, col
+    heap = dump.heaps[0]
+    start, end = heap.block_range
+    part = heap.blocks()
+    assert np.shares_memory(part["address"], a["address"]) and len(part) == end - start
+    with pytest.raises(ValueError):
+        a["size"][0] = 1
