@@ -243,7 +243,8 @@ def one(dump: Any, symbol_path: Optional[str] = None) -> Allocations:
 class _Categories:
     """The categories of one categorical column built dump by dump: each dump brings its
     distinct values and per-row codes into them; strings are handled once per distinct value,
-    never once per row. Categories are in order of first appearance; None is missing (-1)."""
+    never once per row. Categories are in the order the dumps bring them (within a dump, the
+    order of its distinct values); None is missing (-1)."""
 
     def __init__(self) -> None:
         self.values: List[Any] = []
@@ -254,8 +255,8 @@ class _Categories:
         codes = np.asarray(codes, dtype=np.int64)
         lut = np.full(len(values), -1, dtype=np.int32)
         if len(codes):
-            present, first = np.unique(codes[codes >= 0], return_index=True)
-            for j in present[np.argsort(first)]:
+            used = np.bincount(codes[codes >= 0], minlength=len(values))
+            for j in np.flatnonzero(used):
                 v = values[int(j)]
                 if v is None:
                     continue
@@ -324,4 +325,5 @@ def frame(allocs: Sequence[Allocations], classifier: Optional[FrameClassifier] =
             "content": pd.Categorical.from_codes(content.astype(np.int64), categories=pd.Index(content_cats, dtype=object)),
         },
         columns=FRAME_COLUMNS,
+        copy=False,
     )

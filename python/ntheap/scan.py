@@ -35,7 +35,7 @@ __all__ = ["BLOCK_COLUMNS", "SUMMARY_COLUMNS", "ScanResult", "expand_paths", "ru
 def _stack_count(a: Allocations) -> int:
     """Distinct stack keys that hold blocks (without the no-stack group)."""
     g = group(a, "stack")
-    used = np.unique(g.codes)
+    used = np.flatnonzero(np.bincount(g.codes, minlength=len(g.keys)))
     return int(sum(1 for c in used if g.keys[c] != NO_STACK))
 
 
