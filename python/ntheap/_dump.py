@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as _dt
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, cast
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, cast
 
 import numpy as np
 
 from . import _core
 from .stacks import StackTable
-from ._schema import BLOCK_COLUMNS
+from ._schema import BLOCK_COLUMNS, LAZY_COLUMNS
 from .table import Table, categorical
 from .winconst import MEM_STATE, MEM_TYPE, decode, decode_protect
 
@@ -23,8 +23,6 @@ CORRUPTION_NAMES: Dict[int, str] = dict(_core.CORRUPTION_KINDS)
 NOT_DECODED_NAMES: Dict[int, str] = dict(_core.NOT_DECODED)
 CONTENT_NAMES: Dict[int, str] = dict(_core.CONTENT_CLASSES)
 REACHED_BY_NAMES: Dict[int, str] = dict(_core.REACHED_BY)
-#: The block columns computed on first access (leak-triage passes), in schema order.
-LAZY_BLOCK_COLUMNS: List[str] = [c[0] for c in _core.TRIAGE_SCHEMA]
 
 
 def _utc(seconds: Optional[int]) -> Optional[_dt.datetime]:
@@ -362,7 +360,7 @@ def block_table(source: "_core.BlockSource", start: int = 0, stop: Optional[int]
             "segment": lambda: addresses("segment")[codes("segment")],
             "stack_trace_entry": source.stack_trace_entry,
             "stack_id": source.stack_id,
-            **{name: partial(source.triage_column, name) for name in LAZY_BLOCK_COLUMNS},
+            **{name: partial(source.triage_column, name) for name in LAZY_COLUMNS},
         },
         order=BLOCK_COLUMNS,
         pandas={"heap": lambda: as_categorical("heap"), "segment": lambda: as_categorical("segment")},

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, 
 
 import numpy as np
 
+from ._schema import LAZY_COLUMNS
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
@@ -181,9 +183,9 @@ def _hex_column(values: Any) -> Any:
     return out
 
 
-#: Lazy columns whose first read runs a pass over the whole dump: a notebook preview shows them
-#: only once they have been computed.
-_TRIAGE_LAZY = frozenset({"type_id", "content", "reachable", "reached_by", "direct_roots", "depth"})
+#: Lazy columns whose first read runs a pass over the whole dump (the leak-triage columns of the
+#: block schema): a notebook preview shows them only once they have been computed.
+_TRIAGE_LAZY = frozenset(LAZY_COLUMNS)
 
 
 def _slice_pandas(values: Any, start: int, stop: int) -> Any:

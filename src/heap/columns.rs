@@ -426,12 +426,6 @@ macro_rules! block_columns {
                 $( self.$name.push(r.$name); )*
             }
 
-            /// Append rows in bulk: one tight loop per column (the walker buffers rows and flushes
-            /// them here; much cheaper than one `Vec::push` per column per row).
-            pub fn extend_rows(&mut self, rows: &[BlockRow]) {
-                $( self.$name.extend(rows.iter().map(|r| r.$name)); )*
-            }
-
             /// Row `i`, if it exists.
             pub fn row(&self, i: usize) -> Option<BlockRow> {
                 (i < self.len()).then(|| BlockRow { $( $name: self.$name[i], )* })
@@ -655,7 +649,9 @@ mod tests {
         let mut child = BlockRow::top(BlockKind::LfhBlock, true);
         child.parent = 0;
         child.level = 1;
-        c.extend_rows(&[child, child, BlockRow { address: 10, corruption: 3, ..r }]);
+        for row in [child, child, BlockRow { address: 10, corruption: 3, ..r }] {
+            c.push(&row);
+        }
         assert_eq!(c.len(), 4);
         assert!(c.is_rectangular());
         assert_eq!(c.row(0), Some(r));

@@ -256,23 +256,23 @@ impl HeapReport {
         self.segment_runs.get(i).filter(|r| r.0.contains(&row)).map_or(0, |r| r.1)
     }
 
-    /// Every row's heap address, as one column.
-    pub fn heap_column(&self) -> Vec<u64> {
-        let mut v = vec![0; self.rows()];
-        for h in &self.heaps {
+    /// Every row's heap, as an index into [`Self::heaps`] (`u16::MAX`: a row of no heap).
+    pub fn heap_codes(&self) -> Vec<u16> {
+        let mut v = vec![u16::MAX; self.rows()];
+        for (i, h) in self.heaps.iter().enumerate() {
             if let Some(s) = v.get_mut(h.blocks.clone()) {
-                s.fill(h.address);
+                s.fill(u16::try_from(i).unwrap_or(u16::MAX));
             }
         }
         v
     }
 
-    /// Every row's segment address, as one column.
-    pub fn segment_column(&self) -> Vec<u64> {
-        let mut v = vec![0; self.rows()];
-        for (rows, seg) in &self.segment_runs {
+    /// Every row's segment, as 1 + an index into [`Self::segment_runs`] (0: in no segment).
+    pub fn segment_codes(&self) -> Vec<u32> {
+        let mut v = vec![0u32; self.rows()];
+        for (i, (rows, _)) in self.segment_runs.iter().enumerate() {
             if let Some(s) = v.get_mut(rows.clone()) {
-                s.fill(*seg);
+                s.fill(u32::try_from(i + 1).unwrap_or(0));
             }
         }
         v

@@ -1,25 +1,21 @@
-//! Appending rows to the block columns through a small buffer.
+//! Appending rows to the block columns.
 //!
-//! The walkers produce rows one at a time; pushing each field onto its own `Vec` per row costs
-//! more than collecting rows in a short buffer and moving them column by column
-//! ([`BlockColumns::extend_rows`]). A [`RowSink`] also knows the index the next row will get,
-//! which is what a container needs to give its children as their `parent`.
+//! The walkers produce rows one at a time and push each straight into the columns (one store
+//! per column; a staging buffer of rows measured slower). A [`RowSink`] also knows the index the
+//! next row will get, which is what a container needs to give its children as their `parent`,
+//! and keeps the sparse stack-trace column beside the rows.
 
 use super::columns::{BlockColumns, BlockRow, Traces};
 
-/// Rows buffered before a flush into the columns.
-const ROW_BUFFER: usize = 1024;
-
-/// A buffered writer of rows into one [`BlockColumns`] (and the rows' traces into [`Traces`]).
+/// A writer of rows into one [`BlockColumns`] (and the rows' traces into [`Traces`]).
 pub(crate) struct RowSink<'c> {
     cols: &'c mut BlockColumns,
     traces: &'c mut Traces,
-    buf: Vec<BlockRow>,
 }
 
 impl<'c> RowSink<'c> {
     pub(crate) fn new(cols: &'c mut BlockColumns, traces: &'c mut Traces) -> Self {
-        RowSink { cols, traces, buf: Vec::with_capacity(ROW_BUFFER) }
+        RowSink { cols, traces }
     }
 
     /// Append a row whose `_RTL_STACK_TRACE_ENTRY` is `trace` (0: none); returns its index.
@@ -38,7 +34,7 @@ impl<'c> RowSink<'c> {
     /// The row index the next [`Self::push`] gets.
     #[inline]
     pub(crate) fn next_index(&self) -> usize {
-        self.cols.len() + self.buf.len()
+        self.cols.len()
     }
 
     /// Append a row; returns its index.
@@ -49,12 +45,9 @@ impl<'c> RowSink<'c> {
         i
     }
 
-    /// Change a row already pushed (buffered or not).
+    /// Change a row already pushed.
     pub(crate) fn update(&mut self, index: usize, f: impl FnOnce(&mut BlockRow)) {
-        let flushed = self.cols.len();
-        if let Some(r) = index.checked_sub(flushed).and_then(|i| self.buf.get_mut(i)) {
-            f(r);
-        } else if let Some(mut r) = self.cols.row(index) {
+        if let Some(mut r) = self.cols.row(index) {
             f(&mut r);
             self.cols.set_row(index, &r);
         }
@@ -63,7 +56,6 @@ impl<'c> RowSink<'c> {
     /// Append the rows (and traces) of walks that wrote into their own columns, in order, the
     /// columns copied in parallel; returns the index each walk's first row got.
     pub(crate) fn append_chunks(&mut self, chunks: &[(&BlockColumns, &Traces)]) -> Vec<usize> {
-        self.flush();
         let cols: Vec<&BlockColumns> = chunks.iter().map(|c| c.0).collect();
         let offsets = self.cols.append_chunks(&cols);
         for (&(_, traces), &offset) in chunks.iter().zip(&offsets) {
@@ -77,22 +69,9 @@ impl<'c> RowSink<'c> {
         offsets
     }
 
-    /// Move the buffered rows into the columns.
-    pub(crate) fn flush(&mut self) {
-        self.cols.extend_rows(&self.buf);
-        self.buf.clear();
-    }
-
-    /// The columns, after a flush.
-    pub(crate) fn columns(&mut self) -> &BlockColumns {
-        self.flush();
+    /// The columns written so far.
+    pub(crate) fn columns(&self) -> &BlockColumns {
         self.cols
-    }
-}
-
-impl Drop for RowSink<'_> {
-    fn drop(&mut self) {
-        self.flush();
     }
 }
 

@@ -441,15 +441,7 @@ impl BlockSource {
     fn heap_codes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<u16>>> {
         guarded("BlockSource.heap_codes", || {
             let w = self.session.walked(py)?;
-            derived(py, &self.session.derived.heap_codes, &w, |w| {
-                let mut v = vec![u16::MAX; w.report.rows()];
-                for (i, h) in w.report.heaps.iter().enumerate() {
-                    if let Some(s) = v.get_mut(h.blocks.clone()) {
-                        s.fill(u16::try_from(i).unwrap_or(u16::MAX));
-                    }
-                }
-                v
-            })
+            derived(py, &self.session.derived.heap_codes, &w, |w| w.report.heap_codes())
         })
     }
 
@@ -462,15 +454,7 @@ impl BlockSource {
     fn segment_codes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<u32>>> {
         guarded("BlockSource.segment_codes", || {
             let w = self.session.walked(py)?;
-            derived(py, &self.session.derived.segment_codes, &w, |w| {
-                let mut v = vec![0u32; w.report.rows()];
-                for (i, (rows, _)) in w.report.segment_runs.iter().enumerate() {
-                    if let Some(s) = v.get_mut(rows.clone()) {
-                        s.fill(u32::try_from(i + 1).unwrap_or(0));
-                    }
-                }
-                v
-            })
+            derived(py, &self.session.derived.segment_codes, &w, |w| w.report.segment_codes())
         })
     }
 
