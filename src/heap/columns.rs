@@ -277,6 +277,12 @@ impl Traces {
         self.rows.iter().map(|&r| r as usize).zip(self.entries.iter().copied())
     }
 
+    /// Remove every trace, keeping the memory.
+    pub fn clear(&mut self) {
+        self.rows.clear();
+        self.entries.clear();
+    }
+
     /// Number of rows with a trace.
     pub fn len(&self) -> usize {
         self.rows.len()
@@ -420,6 +426,25 @@ macro_rules! block_columns {
                 $( self.$name.reserve(additional); )*
             }
 
+            /// Remove every row, keeping the memory (a reused buffer stays faulted in).
+            pub fn clear(&mut self) {
+                $( self.$name.clear(); )*
+            }
+
+            /// Append the rows of `chunk` (its parents were numbered from 0 in the chunk and get
+            /// the offset added); returns the index its first row got.
+            pub fn append(&mut self, chunk: &BlockColumns) -> usize {
+                let offset = self.len();
+                $( self.$name.extend_from_slice(&chunk.$name); )*
+                let add = i32::try_from(offset).unwrap_or(i32::MAX);
+                for p in &mut self.parent[offset..] {
+                    if *p >= 0 {
+                        *p = p.saturating_add(add);
+                    }
+                }
+                offset
+            }
+
             /// Append one row.
             #[inline]
             pub fn push(&mut self, r: &BlockRow) {
@@ -434,39 +459,6 @@ macro_rules! block_columns {
             /// Overwrite row `i` (which must exist).
             pub fn set_row(&mut self, i: usize, r: &BlockRow) {
                 $( self.$name[i] = r.$name; )*
-            }
-
-            /// Append the rows of every chunk of `chunks`, in order (a chunk's parents were
-            /// numbered from 0 in the chunk and get its offset added), copying the columns in parallel: one rayon task per column.
-            /// Returns the index each chunk's first row got.
-            pub fn append_chunks(&mut self, chunks: &[&BlockColumns]) -> Vec<usize> {
-                let mut offsets = Vec::with_capacity(chunks.len());
-                let mut at = self.len();
-                for c in chunks {
-                    offsets.push(at);
-                    at += c.len();
-                }
-                let total = at - self.len();
-                rayon::scope(|s| {
-                    $(
-                        let col = &mut self.$name;
-                        s.spawn(move |_| {
-                            col.reserve(total);
-                            for c in chunks {
-                                col.extend_from_slice(&c.$name);
-                            }
-                        });
-                    )*
-                });
-                for (c, &offset) in chunks.iter().zip(&offsets) {
-                    let add = i32::try_from(offset).unwrap_or(i32::MAX);
-                    for p in &mut self.parent[offset..offset + c.len()] {
-                        if *p >= 0 {
-                            *p = p.saturating_add(add);
-                        }
-                    }
-                }
-                offsets
             }
 
             /// Borrow every column.

@@ -151,6 +151,16 @@ impl<'a> Recorder<'a> {
         Recorder { heap, out, kept: 0, total: 0 }
     }
 
+    /// Take over the records of a part of this heap walked with its own recorder: `kept` are
+    /// the records it stored, `total` how many it saw.
+    pub(crate) fn replay(&mut self, kept: &mut Vec<Corruption>, total: usize) {
+        let seen = kept.len();
+        for c in kept.drain(..) {
+            self.record(c.address, c.kind, c.detail);
+        }
+        self.total += total.saturating_sub(seen);
+    }
+
     pub(crate) fn record(&mut self, address: u64, kind: CorruptionKind, detail: impl Into<String>) {
         self.total += 1;
         if self.kept < MAX_RECORDS_PER_HEAP {

@@ -29,6 +29,7 @@ pub mod entry;
 pub mod lfh;
 mod list;
 mod nt;
+mod ordered;
 pub mod page_heap;
 mod rows;
 pub mod segment;
@@ -309,11 +310,18 @@ pub(crate) struct WalkState {
     pub(crate) budget: NodeBudget,
     /// Polled between heaps and between committed ranges.
     pub(crate) cancel: Cancel,
+    /// Bytes per piece when a heap's committed ranges are walked in parallel.
+    pub(crate) piece_bytes: u64,
 }
 
 impl WalkState {
     pub(crate) fn new(mem: &AddressSpace, limits: &Limits, cancel: Cancel) -> Self {
-        WalkState { guard: SpanGuard::default(), budget: NodeBudget::for_space(mem, limits.max_list_nodes), cancel }
+        WalkState {
+            guard: SpanGuard::default(),
+            budget: NodeBudget::for_space(mem, limits.max_list_nodes),
+            cancel,
+            piece_bytes: nt::PIECE_BYTES,
+        }
     }
 }
 
@@ -480,8 +488,15 @@ impl<'a> Half<'a> {
 /// Walk one heap of `mem` (a report with one heap). `build` is the OS build used to pick the
 /// layout row; keys are recovered from this heap alone.
 pub fn walk_heap(mem: &AddressSpace, heap: &HeapRef, build: u32) -> HeapReport {
+    walk_heap_in_pieces(mem, heap, build, nt::PIECE_BYTES)
+}
+
+/// [`walk_heap`], cutting committed ranges into pieces of `piece_bytes` when the rayon pool has
+/// more than one thread.
+pub(crate) fn walk_heap_in_pieces(mem: &AddressSpace, heap: &HeapRef, build: u32, piece_bytes: u64) -> HeapReport {
     let mut report = HeapReport { max_rows: Limits::default().max_rows, ..HeapReport::default() };
     let mut state = WalkState::new(mem, &Limits::default(), Cancel::new());
+    state.piece_bytes = piece_bytes;
     let half = Half::prepare(mem, &[heap], build, &Symbols::default(), None, &state, WalkDepth::Blocks);
     walk_into(mem, heap, &half, &mut report, &mut state);
     report.warnings = coverage::survey_gaps(&report, mem, None);

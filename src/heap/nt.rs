@@ -20,18 +20,32 @@ use super::{discover, HeapCounters, HeapCtx, HeapInfo, HeapRef, WalkDepth, WalkS
 use crate::layouts::nt_heap::{HeapLayout, HEAP_ENCODE_FLAG_MAKE_ENCODING_ENABLED};
 use crate::memory::AddressSpace;
 
-/// Committed bytes from which a heap's ranges are walked in parallel (when rayon has more than one
-/// thread): below this the threads would cost more than they save.
-const PARALLEL_MIN_BYTES: u64 = 4 << 20;
+/// Bytes of a committed range per piece of a parallel walk (a few MiB: enough work per piece to
+/// hide the bookkeeping, small enough that a piece's rows stay in the caches until committed and
+/// that the threads stay balanced).
+pub(crate) const PIECE_BYTES: u64 = 4 << 20;
 
-/// The rows, traces, records and LFH statistics of one range walked on its own.
+/// How far past a piece's nominal end the walk looks for a block start to cut at.
+const BOUNDARY_SEARCH: u64 = 64 << 10;
+
+/// A piece of committed range `job`: `[start, end)`, cut at (candidate) block starts.
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    job: usize,
+    start: u64,
+    end: u64,
+}
+
+/// The rows, traces, records and LFH statistics of one piece walked on its own.
 #[derive(Default)]
 struct Chunk {
     cols: super::columns::BlockColumns,
     traces: super::columns::Traces,
     records: Vec<super::corruption::Corruption>,
+    record_total: usize,
     lfh_updates: Vec<super::lfh::SubsegmentUpdate>,
     free: (u64, u64),
+    end: Option<segment::RangeEnd>,
 }
 
 /// `FrontEndHeapType` of the LFH (§4.1).
@@ -68,7 +82,8 @@ pub(crate) fn walk_nt(
     state: &mut WalkState,
     depth: WalkDepth,
 ) {
-    let WalkState { guard, budget, cancel } = state;
+    let WalkState { guard, budget, cancel, piece_bytes } = state;
+    let state_piece_bytes = *piece_bytes;
     let a = r.arch;
     let at = |o: u16| r.address.wrapping_add(u64::from(o));
     let h = &l.heap;
@@ -161,44 +176,66 @@ pub(crate) fn walk_nt(
         return;
     }
     let committed: u64 = jobs.iter().map(|j| j.2 - j.1).sum();
-    let parallel = jobs.len() > 1 && committed >= PARALLEL_MIN_BYTES && rayon::current_num_threads() > 1;
+    // In parallel when there are at least two pieces' worth of bytes and more than one thread.
+    let parallel = committed >= state_piece_bytes.saturating_mul(2) && rayon::current_num_threads() > 1;
     let mut first_row: Vec<Option<usize>> = vec![None; segments.len()];
     let mut end_row: Vec<usize> = vec![0; segments.len()];
     let plan = lfh_plan.as_ref();
     let mut updates = Vec::new();
-    if parallel {
-        use rayon::prelude::*;
-        let chunks: Vec<Chunk> = jobs
-            .par_iter()
-            .map(|&(i, a, b)| {
-                let mut chunk = Chunk::default();
-                if cancel.is_set() {
-                    return chunk; // the caller discards the walk
-                }
-                let mut crec = Recorder::new(r.address, &mut chunk.records);
-                let mut walker = EntryWalker::new(&ctx, &specials, plan);
-                {
-                    let mut csink = RowSink::new(&mut chunk.cols, &mut chunk.traces);
-                    walker.walk_range(segments[i].address, a, b, &mut csink, &mut crec);
-                }
-                chunk.lfh_updates = walker.lfh_updates;
-                chunk.free = walker.free;
-                chunk
-            })
-            .collect();
-        let parts: Vec<(&super::columns::BlockColumns, &super::columns::Traces)> =
-            chunks.iter().map(|c| (&c.cols, &c.traces)).collect();
-        let offsets = sink.append_chunks(&parts);
-        drop(parts);
-        for ((&(i, _, _), chunk), offset) in jobs.iter().zip(chunks).zip(offsets) {
-            first_row[i].get_or_insert(offset);
-            end_row[i] = offset + chunk.cols.len();
-            for c in chunk.records {
-                rec.record(c.address, c.kind, c.detail);
+    let seg_address: Vec<u64> = segments.iter().map(|s| s.address).collect();
+    let pieces = if parallel { cut_pieces(&ctx, &specials, plan, &jobs, state_piece_bytes) } else { Vec::new() };
+    if pieces.len() > 1 {
+        // Pieces walked on every thread, committed in order. A piece is taken as walked when the
+        // piece before it in its range ended cleanly (no resynchronisation, so exactly at this
+        // piece's start) and this piece's first PreviousSize matches that piece's last Size:
+        // then a walk of the whole range would have produced the same rows. Otherwise the rest
+        // of the range is walked again here, as the sequential walk would have.
+        let mut last: Vec<Option<segment::RangeEnd>> = vec![None; jobs.len()];
+        let mut redone = vec![false; jobs.len()];
+        let mut free = (0u64, 0u64);
+        let work = |k: usize, c: &mut Chunk| {
+            let p = pieces[k];
+            c.cols.clear();
+            c.traces.clear();
+            c.records.clear();
+            let mut crec = Recorder::new(r.address, &mut c.records);
+            let mut walker = EntryWalker::new(&ctx, &specials, plan);
+            let mut csink = RowSink::new(&mut c.cols, &mut c.traces);
+            c.end = Some(walker.walk_range(seg_address[jobs[p.job].0], p.start, p.end, None, &mut csink, &mut crec));
+            c.record_total = crec.total;
+            c.lfh_updates = walker.lfh_updates;
+            c.free = walker.free;
+        };
+        let commit = |k: usize, c: &mut Chunk| {
+            let p = pieces[k];
+            let (i, _, range_end) = jobs[p.job];
+            if redone[p.job] {
+                return;
             }
-            updates.extend(chunk.lfh_updates.into_iter().map(|u| (u, offset)));
-            info.free_blocks = (info.free_blocks.0 + chunk.free.0, info.free_blocks.1.saturating_add(chunk.free.1));
-        }
+            let before = last[p.job];
+            let end = c.end.expect("every piece is walked before it is committed");
+            let joins = before.is_none_or(|b| b.last_size.is_some() && b.last_size == end.first_previous_size);
+            let offset;
+            if !end.resynced && joins {
+                offset = sink.append(&c.cols, &c.traces);
+                rec.replay(&mut c.records, c.record_total);
+                updates.extend(c.lfh_updates.drain(..).map(|u| (u, offset)));
+                free = (free.0 + c.free.0, free.1.saturating_add(c.free.1));
+                last[p.job] = Some(end);
+            } else {
+                offset = sink.next_index();
+                let mut walker = EntryWalker::new(&ctx, &specials, plan);
+                let prev = before.and_then(|b| b.last_size);
+                walker.walk_range(seg_address[i], p.start, range_end, prev, sink, rec);
+                updates.extend(walker.lfh_updates.drain(..).map(|u| (u, 0)));
+                free = (free.0 + walker.free.0, free.1.saturating_add(walker.free.1));
+                redone[p.job] = true;
+            }
+            first_row[i].get_or_insert(offset);
+            end_row[i] = sink.next_index();
+        };
+        super::ordered::run_ordered(pieces.len(), work, commit, || cancel.is_set());
+        info.free_blocks = free;
     } else {
         let mut walker = EntryWalker::new(&ctx, &specials, plan);
         for &(i, a, b) in &jobs {
@@ -206,7 +243,7 @@ pub(crate) fn walk_nt(
                 break; // the caller discards the walk
             }
             let offset = sink.next_index();
-            walker.walk_range(segments[i].address, a, b, sink, rec);
+            walker.walk_range(segments[i].address, a, b, None, sink, rec);
             first_row[i].get_or_insert(offset);
             end_row[i] = sink.next_index();
         }
@@ -256,6 +293,37 @@ pub(crate) fn walk_nt(
         }
         info.lfh = Some(p.info);
     }
+}
+
+/// Cut the committed ranges `jobs` into pieces of about `piece_bytes`, each starting at a block
+/// start found by [`EntryWalker::boundary`] (a range with no such start near a cut is not cut
+/// there).
+fn cut_pieces(
+    ctx: &HeapCtx<'_>,
+    specials: &[(u64, Special)],
+    plan: Option<&LfhPlan>,
+    jobs: &[(usize, u64, u64)],
+    piece_bytes: u64,
+) -> Vec<Piece> {
+    let piece_bytes = piece_bytes.max(1);
+    let mut walker = EntryWalker::new(ctx, specials, plan);
+    let mut pieces = Vec::new();
+    for (job, &(_, a, b)) in jobs.iter().enumerate() {
+        let mut start = a;
+        let mut cut = a.saturating_add(piece_bytes);
+        while cut.saturating_add(piece_bytes / 2) < b {
+            match walker.boundary(cut, cut.saturating_add(BOUNDARY_SEARCH), b) {
+                Some(q) if q > start => {
+                    pieces.push(Piece { job, start, end: q });
+                    start = q;
+                    cut = q.saturating_add(piece_bytes);
+                }
+                _ => cut = cut.saturating_add(piece_bytes),
+            }
+        }
+        pieces.push(Piece { job, start, end: b });
+    }
+    pieces
 }
 
 /// The strongest special whose address lies in `[start, end)`.

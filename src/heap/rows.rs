@@ -53,20 +53,17 @@ impl<'c> RowSink<'c> {
         }
     }
 
-    /// Append the rows (and traces) of walks that wrote into their own columns, in order, the
-    /// columns copied in parallel; returns the index each walk's first row got.
-    pub(crate) fn append_chunks(&mut self, chunks: &[(&BlockColumns, &Traces)]) -> Vec<usize> {
-        let cols: Vec<&BlockColumns> = chunks.iter().map(|c| c.0).collect();
-        let offsets = self.cols.append_chunks(&cols);
-        for (&(_, traces), &offset) in chunks.iter().zip(&offsets) {
-            for (r, e) in traces.iter() {
-                if let Ok(row) = u32::try_from(r + offset) {
-                    self.traces.rows.push(row);
-                    self.traces.entries.push(e);
-                }
+    /// Append the rows (and traces) of a walk that wrote into its own columns; returns the
+    /// index its first row got.
+    pub(crate) fn append(&mut self, cols: &BlockColumns, traces: &Traces) -> usize {
+        let offset = self.cols.append(cols);
+        for (r, e) in traces.iter() {
+            if let Ok(row) = u32::try_from(r + offset) {
+                self.traces.rows.push(row);
+                self.traces.entries.push(e);
             }
         }
-        offsets
+        offset
     }
 
     /// The columns written so far.

@@ -423,6 +423,18 @@ fn bad_unused(rec: &mut Recorder<'_>, p: u64, d: &DecodedEntry, unused: u64, siz
     CorruptionKind::BadUnusedBytes.code()
 }
 
+/// How a walk of a range (or a piece of one) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RangeEnd {
+    /// `PreviousSize` of the block at the start, when its header decoded.
+    pub(crate) first_previous_size: Option<u16>,
+    /// `Size` of the last block walked, when the walk ended on a good block.
+    pub(crate) last_size: Option<u16>,
+    /// Whether a bad header made the walk resynchronise (then it ended where the resync put it,
+    /// which for a piece need not be where a walk of the whole range would have gone).
+    pub(crate) resynced: bool,
+}
+
 /// Walks the committed ranges of segments of one heap into the columns.
 pub(crate) struct EntryWalker<'c, 'a> {
     ctx: &'c HeapCtx<'a>,
@@ -496,7 +508,9 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
         r
     }
 
-    /// Walk the blocks of `[start, end)`, a committed range of `segment`.
+    /// Walk the blocks of `[start, end)`, a committed range of `segment` or a piece of one;
+    /// `prev` is the `Size` of the block before `start` when it is known (a piece that follows
+    /// another), checked against the first block's `PreviousSize`.
     ///
     /// The loop body is the hot path of the whole crate: one 16-byte load, one XOR, a few tests
     /// and one buffered row per block. Everything that only happens on corrupt or unusual blocks
@@ -506,9 +520,10 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
         segment: u64,
         start: u64,
         end: u64,
+        prev: Option<u16>,
         sink: &mut RowSink<'_>,
         rec: &mut Recorder<'_>,
-    ) {
+    ) -> RangeEnd {
         let dec = self.ctx.decoder;
         let g = dec.granularity();
         let hs = dec.header_size();
@@ -516,12 +531,14 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
         let plain = !self.ctx.ust;
         let mut special_i = self.specials.partition_point(|&(a, _)| a < start);
         let mut p = start;
-        let mut prev_size: Option<u16> = None;
+        let mut prev_size: Option<u16> = prev;
+        let mut out = RangeEnd { first_previous_size: None, last_size: None, resynced: false };
         while p < end {
             let Some(hdr) = self.cursor.fetch(p, hsz) else {
                 let detail = format!("block header at {p:#x} not captured");
                 p = self.skip_bad(segment, p, end, CorruptionKind::NotCaptured, detail, sink, rec);
                 prev_size = None;
+                out.resynced = true;
                 continue;
             };
             let d = dec.decode(&hdr[..hsz]);
@@ -530,7 +547,11 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
                 let (kind, detail) = bad_header(&d, size_bytes, end);
                 p = self.skip_bad(segment, p, end, kind, detail, sink, rec);
                 prev_size = None;
+                out.resynced = true;
                 continue;
+            }
+            if p == start {
+                out.first_previous_size = Some(d.previous_size);
             }
             let mut corrupt = 0u8;
             if prev_size.is_some_and(|ps| ps != d.previous_size) {
@@ -603,6 +624,23 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
             prev_size = Some(d.size);
             p = block_end;
         }
+        out.last_size = prev_size;
+        out
+    }
+
+    /// The first block start in `[from, to)` of the range ending at `end`: a position where
+    /// [`RESYNC_CHAIN`] consistent headers begin (a candidate; the walk of the piece before it
+    /// confirms it by ending exactly there).
+    pub(crate) fn boundary(&mut self, from: u64, to: u64, end: u64) -> Option<u64> {
+        let g = self.ctx.decoder.granularity();
+        let mut q = from.checked_add(g - 1)? / g * g;
+        while q < to.min(end) {
+            if self.chain_ok(q, end) {
+                return Some(q);
+            }
+            q = q.checked_add(g)?;
+        }
+        None
     }
 
     /// In a page heap's `NormalHeap`: a busy block whose user data starts with a

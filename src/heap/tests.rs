@@ -587,7 +587,7 @@ fn parallel_and_sequential_walks_agree() {
         let r = heap_ref(&spec);
         let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
         let one = pool(1).install(|| walk_heap(&mem, &r, spec.epoch.build()));
-        let two = pool(2).install(|| walk_heap(&mem, &r, spec.epoch.build()));
+        let two = pool(2).install(|| walk_heap_in_pieces(&mem, &r, spec.epoch.build(), 1 << 20));
         assert_eq!(one.blocks.len(), exp.rows.len());
         assert_eq!(one.blocks, two.blocks, "{arch}");
         assert_eq!(one.traces, two.traces, "{arch}");
@@ -596,5 +596,71 @@ fn parallel_and_sequential_walks_agree() {
         let segs = |rep: &HeapReport| rep.heaps[0].segments.iter().map(|s| s.blocks.clone()).collect::<Vec<_>>();
         assert_eq!(segs(&one), segs(&two), "{arch}");
         assert!(!one.traces.is_empty());
+    }
+}
+
+/// Pieces cut anywhere give the rows of the sequential walk: at true block starts, inside a big
+/// block whose data holds copies of real headers (a false start that the boundary search
+/// accepts), at a block whose `PreviousSize` is wrong, and around a block with a bad checksum.
+#[test]
+fn pieces_cut_anywhere_give_the_sequential_walk() {
+    for arch in ARCHS {
+        let g: u64 = if arch == Arch::X86 { 8 } else { 16 };
+        let entry_at = if arch == Arch::X86 { 0 } else { 8 };
+        let mut spec = rich_spec(arch, Epoch::Win10_1809);
+        let pages = 0x40u32;
+        let big_granules = (0x1000 / g) as u16;
+        let n = ((u64::from(pages) * 0x1000 - 0x3000) / (8 * g)) as usize;
+        let mut blocks: Vec<BlockSpec> =
+            (0..n).map(|i| if i % 5 == 2 { BlockSpec::free(8) } else { BlockSpec::busy(8, 3 * g) }).collect();
+        blocks[60] = BlockSpec::busy(big_granules, 0x1000 - 2 * g);
+        let seg = 0x0100_0000u64;
+        spec.segments.push(SegSpec { address: seg, pages, committed_pages: pages, blocks });
+        let (mut s, exp) = spec.write();
+        let rows: Vec<&BlockRow> =
+            exp.rows.iter().filter(|r| r.address >= seg && r.address < seg + u64::from(pages) * 0x1000).collect();
+        let big = rows.iter().find(|r| r.size == 0x1000).expect("the big block");
+        // Copies of four real consecutive blocks (headers and data) fill the big block's data.
+        let run_at = rows[10].address;
+        let run = s.get(run_at, 4 * 8 * g as usize);
+        let mut at = big.address + 2 * g;
+        while at + run.len() as u64 <= big.address + big.size {
+            s.put(at, &run);
+            at += run.len() as u64;
+        }
+        // A wrong PreviousSize (its bytes are encoded, not checksummed) and a bad checksum.
+        let bad_prev = rows[200].address + entry_at + 4;
+        let b = s.get(bad_prev, 1)[0];
+        s.put_u8(bad_prev, b ^ 1);
+        let bad_sum = rows[400].address + entry_at;
+        let b = s.get(bad_sum, 1)[0];
+        s.put_u8(bad_sum, b ^ 0x10);
+        let mem = s.build();
+        let r = heap_ref(&spec);
+        let build = spec.epoch.build();
+        let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+        let one = pool(1).install(|| walk_heap(&mem, &r, build));
+        let kinds: Vec<CorruptionKind> = one.corruption.iter().map(|c| c.kind).collect();
+        assert!(kinds.contains(&CorruptionKind::BadPreviousSize), "{arch}: {kinds:?}");
+        assert!(kinds.contains(&CorruptionKind::BadChecksum), "{arch}: {kinds:?}");
+        let segs = |rep: &HeapReport| rep.heaps[0].segments.iter().map(|s| s.blocks.clone()).collect::<Vec<_>>();
+        // Piece sizes that put cuts on every granule around the big block and the bad blocks.
+        let off = |a: u64| a - seg;
+        let mut sizes: Vec<u64> = (0..(0x1100 / g)).map(|k| off(big.address) - 0x80 + k * g).collect();
+        for a in [rows[200].address, rows[400].address] {
+            sizes.extend((0..24).map(|k| off(a) - 8 * g + k * g));
+            sizes.extend((0..24).map(|k| (off(a) - 8 * g + k * g) / 2 / g * g));
+        }
+        sizes.extend([0x1000, 0x3000, 0x7000]);
+        for piece in sizes {
+            let two = pool(2).install(|| walk_heap_in_pieces(&mem, &r, build, piece));
+            assert_eq!(one.blocks, two.blocks, "{arch} piece {piece:#x}");
+            assert_eq!(one.traces, two.traces, "{arch} piece {piece:#x}");
+            assert_eq!(one.corruption, two.corruption, "{arch} piece {piece:#x}");
+            assert_eq!(one.segment_runs, two.segment_runs, "{arch} piece {piece:#x}");
+            assert_eq!(segs(&one), segs(&two), "{arch} piece {piece:#x}");
+            assert_eq!(one.heaps[0].free_blocks, two.heaps[0].free_blocks, "{arch} piece {piece:#x}");
+            assert_eq!(one.heaps[0].corruption_count, two.heaps[0].corruption_count, "{arch} piece {piece:#x}");
+        }
     }
 }
