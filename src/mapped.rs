@@ -44,6 +44,26 @@ impl FileBytes {
     }
 }
 
+impl FileBytes {
+    /// Ask the kernel to map the file pages of `range` (byte offsets) into the page tables now,
+    /// in one call, rather than one fault per few pages as a walk touches them. A hint: nothing
+    /// happens for owned bytes, on systems without `MADV_POPULATE_READ` (Linux < 5.14), or when
+    /// the kernel declines.
+    pub fn populate(&self, range: std::ops::Range<usize>) {
+        #[cfg(target_os = "linux")]
+        if let FileBytes::Mapped(m) = self {
+            // Page-align the start; the kernel rounds the length up.
+            let start = range.start & !0xfff;
+            let end = range.end.min(m.len());
+            if end > start {
+                let _ = m.advise_range(memmap2::Advice::PopulateRead, start, end - start);
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = range;
+    }
+}
+
 impl Deref for FileBytes {
     type Target = [u8];
 

@@ -164,6 +164,23 @@ impl AddressSpace {
         &self.ranges
     }
 
+    /// Hint that `[start, end)` is about to be read: its captured file bytes are mapped in now
+    /// (see [`FileBytes::populate`]).
+    pub fn populate(&self, start: u64, end: u64) {
+        let mut i = self.ends.partition_point(|&e| e <= start);
+        while let Some(r) = self.ranges.get(i) {
+            if r.va >= end {
+                break;
+            }
+            let from = r.file_offset + (start.max(r.va) - r.va);
+            let to = r.file_offset + (end.min(r.end()) - r.va);
+            if let (Ok(from), Ok(to)) = (usize::try_from(from), usize::try_from(to)) {
+                self.bytes.populate(from..to);
+            }
+            i += 1;
+        }
+    }
+
     /// Total captured bytes (never more than the file holds).
     pub fn captured_bytes(&self) -> u64 {
         self.total.last().copied().unwrap_or(0)

@@ -156,18 +156,66 @@ pub fn scan(
     options: &ScanOptions,
     done: &AtomicUsize,
 ) -> Vec<Result<DumpScan>> {
-    let run = || {
-        paths
-            .par_iter()
-            .map(|p| {
-                let r = guard(|| format!("analysing {}", p.display()), || scan_one_with(p, options));
-                done.fetch_add(1, Ordering::Relaxed);
-                r
-            })
-            .collect()
-    };
+    in_pool(workers, || scan_here(paths, options, done))
+}
+
+/// Run `f` on a pool of `workers` threads (None: one per core).
+pub fn in_pool<R: Send>(workers: Option<usize>, f: impl FnOnce() -> R + Send) -> R {
     match rayon::ThreadPoolBuilder::new().num_threads(workers.unwrap_or(0)).build() {
-        Ok(pool) => pool.install(run),
-        Err(_) => run(),
+        Ok(pool) => pool.install(f),
+        Err(_) => f(),
     }
+}
+
+/// [`scan`] on the current rayon pool.
+pub fn scan_here(paths: &[PathBuf], options: &ScanOptions, done: &AtomicUsize) -> Vec<Result<DumpScan>> {
+    paths
+        .par_iter()
+        .map(|p| {
+            let r = guard(|| format!("analysing {}", p.display()), || scan_one_with(p, options));
+            done.fetch_add(1, Ordering::Relaxed);
+            r
+        })
+        .collect()
+}
+
+/// The busy blocks of every readable dump of `results` in one set of columns, in order (each
+/// column copied on its own rayon task), and the row where each result's blocks start (failed
+/// dumps take no rows). The per-dump columns are emptied.
+pub fn concat_blocks(results: &mut [Result<DumpScan>]) -> (BusyBlocks, Vec<usize>) {
+    let mut starts = Vec::with_capacity(results.len() + 1);
+    let mut at = 0;
+    for r in results.iter() {
+        starts.push(at);
+        at += r.as_ref().map_or(0, |s| s.blocks.address.len());
+    }
+    starts.push(at);
+    let parts: Vec<&BusyBlocks> = results.iter().filter_map(|r| r.as_ref().ok()).map(|s| &s.blocks).collect();
+    fn cat<T: Copy + Send + Sync>(parts: &[&BusyBlocks], col: impl Fn(&BusyBlocks) -> &Vec<T>, total: usize) -> Vec<T> {
+        let mut v = Vec::with_capacity(total);
+        for p in parts {
+            v.extend_from_slice(col(p));
+        }
+        v
+    }
+    let mut out = BusyBlocks::default();
+    {
+        let BusyBlocks { heap, address, user_address, user_size, kind, stack_id, type_id, content } = &mut out;
+        let p = &parts;
+        rayon::scope(|s| {
+            s.spawn(move |_| *heap = cat(p, |b| &b.heap, at));
+            s.spawn(move |_| *address = cat(p, |b| &b.address, at));
+            s.spawn(move |_| *user_address = cat(p, |b| &b.user_address, at));
+            s.spawn(move |_| *user_size = cat(p, |b| &b.user_size, at));
+            s.spawn(move |_| *kind = cat(p, |b| &b.kind, at));
+            s.spawn(move |_| *stack_id = cat(p, |b| &b.stack_id, at));
+            s.spawn(move |_| *type_id = cat(p, |b| &b.type_id, at));
+            s.spawn(move |_| *content = cat(p, |b| &b.content, at));
+        });
+    }
+    drop(parts);
+    for s in results.iter_mut().flatten() {
+        s.blocks = BusyBlocks::default();
+    }
+    (out, starts)
 }

@@ -241,88 +241,187 @@ def one(dump: Any, symbol_path: Optional[str] = None) -> Allocations:
 
 
 class _Categories:
-    """The categories of one categorical column built dump by dump: each dump brings its
-    distinct values and per-row codes into them; strings are handled once per distinct value,
-    never once per row. Categories are in the order the dumps bring them (within a dump, the
-    order of its distinct values); None is missing (-1)."""
+    """The categories of one categorical column built dump by dump: each dump maps its distinct
+    values to codes here, once per distinct value, never once per row. Categories are in the
+    order the dumps bring them; None is missing (-1)."""
 
     def __init__(self) -> None:
         self.values: List[Any] = []
         self._index: Dict[Any, int] = {}
-        self.codes: List[np.ndarray] = []
 
-    def add(self, values: np.ndarray, codes: np.ndarray) -> None:
-        codes = np.asarray(codes, dtype=np.int64)
-        lut = np.full(len(values), -1, dtype=np.int32)
-        if len(codes):
-            used = np.bincount(codes[codes >= 0], minlength=len(values))
-            for j in np.flatnonzero(used):
-                v = values[int(j)]
-                if v is None:
-                    continue
-                g = self._index.get(v)
-                if g is None:
-                    g = self._index[v] = len(self.values)
-                    self.values.append(v)
-                lut[int(j)] = g
-        self.codes.append(lut[codes] if len(lut) else np.full(len(codes), -1, dtype=np.int32))
+    def codes(self, values: Sequence[Any]) -> np.ndarray:
+        """The category code of each of ``values`` (new ones are added in order)."""
+        out = np.empty(len(values), dtype=np.int32)
+        for j, v in enumerate(values):
+            if v is None:
+                out[j] = -1
+                continue
+            g = self._index.get(v)
+            if g is None:
+                g = self._index[v] = len(self.values)
+                self.values.append(v)
+            out[j] = g
+        return out
+
+    def categorical(self, codes: np.ndarray) -> "pd.Categorical":
+        return _from_codes(codes, self.values)
+
+
+def _from_codes(codes: np.ndarray, categories: Sequence[Any]) -> "pd.Categorical":
+    """A categorical of ``codes`` (already known to be in range) over ``categories``."""
+    import pandas as pd
+
+    dtype = pd.CategoricalDtype(pd.Index(list(categories), dtype=object))
+    try:
+        return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
+    except TypeError:  # pandas < 2.1 has no ``validate``
+        return pd.Categorical.from_codes(codes, dtype=dtype)
+
+
+def _joined(arrs: Sequence[np.ndarray]) -> Optional[np.ndarray]:
+    """The one array that ``arrs`` are consecutive slices of, in order and covering it whole
+    (as a batch scan hands them out), or None."""
+    if not arrs:
+        return None
+    base = arrs[0].base
+    if not isinstance(base, np.ndarray) or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    at = base.__array_interface__["data"][0]
+    for a in arrs:
+        if a.base is not base or a.dtype != base.dtype or a.__array_interface__["data"][0] != at:
+            return None
+        at += a.nbytes
+    return base if at == base.__array_interface__["data"][0] + base.nbytes else None
+
+
+def _stack_codes(a: Allocations, classifier: FrameClassifier, stack_key: _Categories, top_frame: _Categories,
+                 out_key: np.ndarray, out_top: np.ndarray) -> None:
+    """Write the ``stack_key`` and ``top_frame`` codes of ``a``'s rows (keys and labels as
+    :func:`ntheap.keys.group` by "stack" gives them; categories for the keys that rows use, in
+    stack id order)."""
+    import pandas as pd
+
+    from .frames import NO_STACK, NO_STACK_LABEL
+
+    sid = np.asarray(a.table["stack_id"])
+    n = len(a.stacks)
+    if len(sid) and (int(sid.max()) >= n or int(sid.min()) < -1):
+        bad = sid[(sid >= n) | (sid < -1)][0]
+        raise ValueError(f"{a.path}: block refers to stack id {bad}, but the dump has {n} stacks")
+    tops, _ = a.stacks.callers(classifier)
+    # Per stack id + 1 (0: no stack): its key, and the key's label (that of its first id).
+    per_id_keys = np.concatenate([_objects([NO_STACK]), np.asarray(a.stacks.keys(), dtype=object)])
+    per_id_labels = [NO_STACK_LABEL, *tops]
+    key_codes, uniq = pd.factorize(per_id_keys)
+    first = np.unique(key_codes, return_index=True)[1]
+    # Which ids the rows use: index -1 (no stack) lands on the last slot.
+    mark = np.zeros(n + 1, dtype=bool)
+    mark[sid] = True
+    used_ids = np.concatenate([mark[-1:], mark[:-1]])
+    used = np.zeros(len(uniq), dtype=bool)
+    used[key_codes[used_ids]] = True
+    keys = [uniq[k] if used[k] else None for k in range(len(uniq))]
+    labels = [per_id_labels[first[k]] if used[k] else None for k in range(len(uniq))]
+    by_id_key = stack_key.codes(keys)[key_codes]
+    by_id_top = top_frame.codes(labels)[key_codes]
+    # Rolled by one so that stack id -1 (the last slot) reads the no-stack entry.
+    np.take(np.roll(by_id_key, -1), sid, out=out_key)
+    np.take(np.roll(by_id_top, -1), sid, out=out_top)
+
+
+def _type_codes(a: Allocations, type_name: _Categories, out: np.ndarray) -> None:
+    """Write the ``type`` codes of ``a``'s rows: the label :func:`ntheap.keys.group` by "type"
+    gives (the class name, or "(content class)" for a block without one); categories for the
+    labels rows use, by type id, then content class."""
+    tid = np.asarray(a.table["type_id"])
+    content = np.asarray(a.table["content"])
+    decorated, names = a.types["decorated"], a.types["name"]
+    n_types = len(decorated)
+    if len(tid) and int(tid.max()) >= n_types:
+        raise ValueError(f"{a.path}: block refers to type id {int(tid.max())}, but the dump has {n_types} types")
+    # One slot per type id, then one per content class (blocks without a type).
+    slot = np.where(tid >= 0, tid, n_types + content.astype(np.int64))
+    mark = np.zeros(n_types + 256, dtype=bool)
+    mark[slot] = True
+    label_of_key: Dict[str, str] = {}
+    labels: List[Optional[str]] = [None] * len(mark)
+    for k in np.flatnonzero(mark):
+        k = int(k)
+        if k < n_types:
+            key, label = decorated[k], names[k] or decorated[k]
+        else:
+            c = CONTENT_NAMES.get(k - n_types, str(k - n_types))
+            key, label = c, f"({c})"
+        # The same class in two images is two type ids but one key (its decorated name).
+        labels[k] = label_of_key.setdefault(key, label)
+    np.take(type_name.codes(labels), slot, out=out)
 
 
 def frame(allocs: Sequence[Allocations], classifier: Optional[FrameClassifier] = None) -> "pd.DataFrame":
     """One DataFrame of the allocations of several dumps (columns :data:`FRAME_COLUMNS`).
 
     ``dump``, ``kind_name``, ``stack_key``, ``top_frame``, ``type`` and ``content`` are
-    categoricals, so a stack or a type shared by a million blocks is stored once.
+    categoricals, so a stack or a type shared by a million blocks is stored once. Categories are
+    in the order the dumps bring them (within a dump: stacks by id, types by id then content
+    class). The allocations of a batch scan are slices of one array per column, which are used
+    as they are; other allocations are concatenated.
     """
     import pandas as pd
-
-    from .keys import group
 
     classifier = classifier or FrameClassifier()
     paths = [a.path for a in allocs]
     dump_index = pd.Index(list(dict.fromkeys(paths)), dtype=object)
-    cols: Dict[str, List[np.ndarray]] = {c: [] for c in ALLOCATION_COLUMNS}
-    parts: Dict[str, List[np.ndarray]] = {"dump": [], "time": []}
+    counts = np.array([len(a) for a in allocs], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    total = int(starts[-1])
+    cols: Dict[str, np.ndarray] = {}
+    for c in ALLOCATION_COLUMNS:
+        parts = [np.asarray(a.table[c]) for a in allocs]
+        cols[c] = parts[0] if len(parts) == 1 else _joined(parts)
+        if cols[c] is None:
+            cols[c] = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
     stack_key, top_frame, type_name = _Categories(), _Categories(), _Categories()
+    key_codes = np.empty(total, dtype=np.int32)
+    top_codes = np.empty(total, dtype=np.int32)
+    type_codes = np.empty(total, dtype=np.int32)
     for i, a in enumerate(allocs):
-        for c in ALLOCATION_COLUMNS:
-            cols[c].append(np.asarray(a.table[c]))
-        n = len(a)
-        parts["dump"].append(np.full(n, i, dtype=np.int32))
-        stamp = np.datetime64(int(a.time.timestamp()), "s") if a.time is not None else np.datetime64("NaT")
-        parts["time"].append(np.full(n, stamp, dtype="datetime64[ns]"))
-        s = group(a, "stack", classifier)
-        stack_key.add(s.keys, s.codes)
-        top_frame.add(s.labels, s.codes)
-        t = group(a, "type", classifier)
-        type_name.add(t.labels, t.codes)
+        rows = slice(int(starts[i]), int(starts[i + 1]))
+        _stack_codes(a, classifier, stack_key, top_frame, key_codes[rows], top_codes[rows])
+        _type_codes(a, type_name, type_codes[rows])
+    stamps = np.array([np.datetime64(int(a.time.timestamp()), "s") if a.time is not None else np.datetime64("NaT")
+                       for a in allocs], dtype="datetime64[ns]")
+    dump_codes = dump_index.get_indexer(paths).astype(np.int32)
 
-    def cat(arrs: List[np.ndarray], dtype: Any) -> np.ndarray:
-        return np.concatenate(arrs).astype(dtype, copy=False) if arrs else np.zeros(0, dtype=dtype)
+    def typed(c: str, dtype: Any) -> np.ndarray:
+        return cols[c].astype(dtype, copy=False) if total else np.zeros(0, dtype=dtype)
 
-    def categorical(c: "_Categories") -> "pd.Categorical":
-        return pd.Categorical.from_codes(cat(c.codes, np.int32), categories=pd.Index(c.values, dtype=object))
-
-    kinds = cat(cols["kind"], np.uint8)
+    kinds = typed("kind", np.uint8)
+    content = typed("content", np.uint8)
     kind_cats = [BLOCK_KIND_NAMES[c] for c in sorted(BLOCK_KIND_NAMES)]
-    content = cat(cols["content"], np.uint8)
     content_cats = [CONTENT_NAMES[c] for c in sorted(CONTENT_NAMES)]
+
+    def small(codes: np.ndarray, n: int) -> "pd.Categorical":
+        # uint8 codes seen as int8 without a copy, when every code is a category.
+        if len(codes) and int(codes.max()) >= n:
+            raise ValueError(f"code {int(codes.max())} has no name (known: {n})")
+        return codes.view(np.int8) if n <= 127 else codes.astype(np.int16)
+
     return pd.DataFrame(
         {
-            "dump": pd.Categorical.from_codes(dump_index.get_indexer(paths)[cat(parts["dump"], np.int32)], categories=dump_index),
-            "time": pd.DatetimeIndex(cat(parts["time"], "datetime64[ns]")).tz_localize("UTC"),
-            "heap": cat(cols["heap"], np.uint64),
-            "address": cat(cols["address"], np.uint64),
-            "user_address": cat(cols["user_address"], np.uint64),
-            "user_size": cat(cols["user_size"], np.uint64),
+            "dump": _from_codes(np.repeat(dump_codes, counts), dump_index),
+            "time": pd.DatetimeIndex(np.repeat(stamps, counts)).tz_localize("UTC"),
+            "heap": typed("heap", np.uint64),
+            "address": typed("address", np.uint64),
+            "user_address": typed("user_address", np.uint64),
+            "user_size": typed("user_size", np.uint64),
             "kind": kinds,
-            "kind_name": pd.Categorical.from_codes(kinds.astype(np.int64), categories=pd.Index(kind_cats, dtype=object)),
-            "stack_id": cat(cols["stack_id"], np.int32),
-            "stack_key": categorical(stack_key),
-            "top_frame": categorical(top_frame),
-            "type_id": cat(cols["type_id"], np.int32),
-            "type": categorical(type_name),
-            "content": pd.Categorical.from_codes(content.astype(np.int64), categories=pd.Index(content_cats, dtype=object)),
+            "kind_name": _from_codes(small(kinds, len(kind_cats)), kind_cats),
+            "stack_id": typed("stack_id", np.int32),
+            "stack_key": stack_key.categorical(key_codes),
+            "top_frame": top_frame.categorical(top_codes),
+            "type_id": typed("type_id", np.int32),
+            "type": type_name.categorical(type_codes),
+            "content": _from_codes(small(content, len(content_cats)), content_cats),
         },
         columns=FRAME_COLUMNS,
         copy=False,

@@ -18,7 +18,6 @@ from . import _core
 from .allocations import FRAME_COLUMNS, Allocations, frame
 from .coverage import COVERAGE_COLUMNS
 from .frames import NO_STACK, FrameClassifier
-from .keys import group
 from .scanjob import expand_paths, run_scan
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,9 +33,11 @@ __all__ = ["BLOCK_COLUMNS", "SUMMARY_COLUMNS", "ScanResult", "expand_paths", "ru
 
 def _stack_count(a: Allocations) -> int:
     """Distinct stack keys that hold blocks (without the no-stack group)."""
-    g = group(a, "stack")
-    used = np.flatnonzero(np.bincount(g.codes, minlength=len(g.keys)))
-    return int(sum(1 for c in used if g.keys[c] != NO_STACK))
+    sid = np.asarray(a.table["stack_id"])
+    keys = a.stacks.keys()
+    mark = np.zeros(len(keys) + 1, dtype=bool)  # the last slot: stack id -1
+    mark[sid] = True
+    return len({keys[i] for i in np.flatnonzero(mark[:-1])} - {NO_STACK})
 
 
 class ScanResult:

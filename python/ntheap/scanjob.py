@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time as _time
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
@@ -49,17 +48,16 @@ def run_scan(paths: Sequence[str], *, workers: Optional[int] = None, progress: O
 
             with tqdm(total=job.total, unit="dump", desc="ntheap scan", file=sys.stderr, leave=False) as bar:
                 shown = 0
-                while not job.finished():
+                while not job.wait(_POLL_SECONDS):
                     done = job.done()
                     if done > shown:
                         bar.update(done - shown)
                         shown = done
-                    _time.sleep(_POLL_SECONDS)
                 bar.update(job.total - shown)
         else:
-            # Polled, not a blocking wait, so that Ctrl-C reaches this thread.
-            while not job.finished():
-                _time.sleep(_POLL_SECONDS / 2)
+            # Waits of a bounded length, so that Ctrl-C reaches this thread between them.
+            while not job.wait(_POLL_SECONDS):
+                pass
     except KeyboardInterrupt:
         job.cancel()
         job.results()  # wait for the workers to stop

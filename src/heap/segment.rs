@@ -530,6 +530,7 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
         let hsz = hs as usize;
         let plain = !self.ctx.ust;
         let mut special_i = self.specials.partition_point(|&(a, _)| a < start);
+        self.ctx.mem.populate(start, end);
         let mut p = start;
         let mut prev_size: Option<u16> = prev;
         let mut out = RangeEnd { first_previous_size: None, last_size: None, resynced: false };

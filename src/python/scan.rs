@@ -15,9 +15,15 @@ use crate::python::errors::guarded;
 use crate::python::limits::PyLimits;
 use crate::python::stacks::stack_dict_of;
 use crate::python::triage::type_dict;
-use crate::scan::{scan, DumpScan, ScanOptions};
+use crate::scan::{concat_blocks, in_pool, scan_here, BusyBlocks, DumpScan, ScanOptions};
 
-type Results = Vec<Result<DumpScan>>;
+/// What the scan thread leaves: one result per dump, and the busy blocks of all readable dumps
+/// in one set of columns (moved into numpy once) with the row where each dump's start.
+struct Results {
+    dumps: Vec<Result<DumpScan>>,
+    blocks: Mutex<Option<BusyBlocks>>,
+    starts: Vec<usize>,
+}
 
 /// A scan of many dumps, started on construction on a pool of Rust threads (the GIL is not
 /// held). Poll `done()` for progress; `results()` waits and returns one dict per dump, in order.
@@ -28,6 +34,8 @@ pub struct ScanJob {
     done: Arc<AtomicUsize>,
     handle: Mutex<Option<JoinHandle<Results>>>,
     results: Mutex<Option<Arc<Results>>>,
+    /// The records, once built (`results()` hands out the same list every time).
+    records: Mutex<Option<Py<PyList>>>,
 }
 
 #[pymethods]
@@ -51,8 +59,21 @@ impl ScanJob {
                 limits: limits.map(|l| l.get().inner).unwrap_or_default(),
                 cancel: cancel.clone(),
             };
-            let handle = std::thread::spawn(move || scan(&p, workers, &options, &d));
-            Ok(ScanJob { paths, cancel, done, handle: Mutex::new(Some(handle)), results: Mutex::new(None) })
+            let handle = std::thread::spawn(move || {
+                in_pool(workers, || {
+                    let mut dumps = scan_here(&p, &options, &d);
+                    let (blocks, starts) = concat_blocks(&mut dumps);
+                    Results { dumps, blocks: Mutex::new(Some(blocks)), starts }
+                })
+            });
+            Ok(ScanJob {
+                paths,
+                cancel,
+                done,
+                handle: Mutex::new(Some(handle)),
+                results: Mutex::new(None),
+                records: Mutex::new(None),
+            })
         })
     }
 
@@ -81,6 +102,21 @@ impl ScanJob {
         guarded("ScanJob.finished", || Ok(self.done()? == self.paths.len()))
     }
 
+    /// Wait up to `timeout` seconds (without the GIL) for the scan to finish, including the
+    /// joining of every dump's columns; returns whether it has.
+    fn wait(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        guarded("ScanJob.wait", || {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs_f64(timeout.clamp(0.0, 3600.0));
+            Ok(py.detach(|| loop {
+                let over = self.handle.lock().map_or(true, |h| h.as_ref().is_none_or(JoinHandle::is_finished));
+                if over || std::time::Instant::now() >= until {
+                    return over;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }))
+        })
+    }
+
     /// Wait for the scan, then one dict per dump (input order): path, exception (the
     /// `ntheap.DumpError` or `OSError` the dump raised, with its attributes, `path` set and the
     /// path before its message, or None), error (the message alone), error_kind (its class
@@ -91,9 +127,27 @@ impl ScanJob {
     /// `Dump._stack_columns`) and types (as `Dump._type_columns`).
     fn results<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         guarded("ScanJob.results", || {
-            let results = py.detach(|| self.wait())?;
+            let mut cached =
+                self.records.lock().map_err(|_| pyo3::exceptions::PyRuntimeError::new_err("scan state poisoned"))?;
+            if let Some(list) = cached.as_ref() {
+                return Ok(list.bind(py).clone());
+            }
+            let results = py.detach(|| self.join())?;
+            // Every readable dump's blocks are slices of one array per column.
+            let blocks = results.blocks.lock().ok().and_then(|mut b| b.take()).unwrap_or_default();
+            let all = PyDict::new(py);
+            all.set_item("heap", blocks.heap.into_pyarray(py))?;
+            all.set_item("address", blocks.address.into_pyarray(py))?;
+            all.set_item("user_address", blocks.user_address.into_pyarray(py))?;
+            all.set_item("user_size", blocks.user_size.into_pyarray(py))?;
+            all.set_item("kind", blocks.kind.into_pyarray(py))?;
+            all.set_item("stack_id", blocks.stack_id.into_pyarray(py))?;
+            all.set_item("type_id", blocks.type_id.into_pyarray(py))?;
+            all.set_item("content", blocks.content.into_pyarray(py))?;
             let out = PyList::empty(py);
-            for (path, r) in self.paths.iter().zip(results.iter()) {
+            for (k, (path, r)) in self.paths.iter().zip(results.dumps.iter()).enumerate() {
+                let rows =
+                    pyo3::types::PySlice::new(py, to_isize(results.starts[k]), to_isize(results.starts[k + 1]), 1);
                 let d = PyDict::new(py);
                 d.set_item("path", path.display().to_string())?;
                 match r {
@@ -114,14 +168,9 @@ impl ScanJob {
                         d.set_item("heaps_listed", s.heaps.0)?;
                         d.set_item("heaps_walked", s.heaps.1)?;
                         let b = PyDict::new(py);
-                        b.set_item("heap", s.blocks.heap.clone().into_pyarray(py))?;
-                        b.set_item("address", s.blocks.address.clone().into_pyarray(py))?;
-                        b.set_item("user_address", s.blocks.user_address.clone().into_pyarray(py))?;
-                        b.set_item("user_size", s.blocks.user_size.clone().into_pyarray(py))?;
-                        b.set_item("kind", s.blocks.kind.clone().into_pyarray(py))?;
-                        b.set_item("stack_id", s.blocks.stack_id.clone().into_pyarray(py))?;
-                        b.set_item("type_id", s.blocks.type_id.clone().into_pyarray(py))?;
-                        b.set_item("content", s.blocks.content.clone().into_pyarray(py))?;
+                        for (name, column) in all.iter() {
+                            b.set_item(name, column.get_item(&rows)?)?;
+                        }
                         d.set_item("blocks", b)?;
                         d.set_item("stack_keys", s.stack_keys.clone())?;
                         d.set_item("stacks", stack_dict_of(py, &s.stacks, &s.symbols)?)?;
@@ -155,6 +204,7 @@ impl ScanJob {
                 }
                 out.append(d)?;
             }
+            *cached = Some(out.clone().unbind());
             Ok(out)
         })
     }
@@ -164,8 +214,12 @@ impl ScanJob {
     }
 }
 
+fn to_isize(n: usize) -> isize {
+    isize::try_from(n).unwrap_or(isize::MAX)
+}
+
 impl ScanJob {
-    fn wait(&self) -> PyResult<Arc<Results>> {
+    fn join(&self) -> PyResult<Arc<Results>> {
         let mut cached =
             self.results.lock().map_err(|_| pyo3::exceptions::PyRuntimeError::new_err("scan state poisoned"))?;
         if let Some(r) = cached.as_ref() {

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import ntheap
@@ -264,3 +265,32 @@ def test_a_heaps_blocks_carry_the_triage_columns_of_its_rows() -> None:
         checked += len(named)
         assert list(named.type) == [dump.types()["name"][i] or dump.types()["decorated"][i] for i in named.type_id]
     assert checked == sum(1 for a in expected["triage"]["allocations"] if a.get("type"))
+
+
+def test_frame_codes_are_the_per_dump_groupings() -> None:
+    """ScanResult.blocks (one array per column, each dump a slice of it) and frame() over
+    Allocations made one by one (columns concatenated) give every row the stack key, top frame
+    and type label that ntheap.keys.group gives it within its own dump."""
+    from ntheap.allocations import Allocations, frame
+    from ntheap.keys import group
+
+    paths = [fixture(n)[0] for n in SERIES] + [fixture("heap_ust_win7_x64")[0]]
+    res = ntheap.scan(paths, progress=False)
+    allocs = res.allocations()
+    base = np.asarray(allocs[0].table["address"]).base
+    assert base is not None and all(np.asarray(a.table["address"]).base is base for a in allocs)
+    one_by_one = [Allocations.from_dump(ntheap.Dump(p)) for p in paths]
+    for df, source in [(res.blocks, allocs), (frame(one_by_one), one_by_one)]:
+        at = 0
+        for a in source:
+            rows = df.iloc[at:at + len(a)]
+            at += len(a)
+            s, t = group(a, "stack"), group(a, "type")
+            assert list(rows["stack_key"]) == list(s.keys[s.codes])
+            assert list(rows["top_frame"]) == list(s.labels[s.codes])
+            assert list(rows["type"]) == list(t.labels[t.codes])
+            assert (rows["address"].to_numpy() == np.asarray(a.table["address"])).all()
+        assert at == len(df)
+    assert any((rows["stack_key"] != "").any() for rows in [res.blocks])
+    assert (res.blocks["type"].astype(str).str.startswith("(") == False).any()  # noqa: E712
+    pd.testing.assert_frame_equal(res.blocks, frame(one_by_one))
