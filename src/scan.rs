@@ -159,9 +159,11 @@ pub fn scan(
     in_pool(workers, || scan_here(paths, options, done))
 }
 
-/// Run `f` on a pool of `workers` threads (None: one per core).
+/// Run `f` on a pool of `workers` threads (None: on the current pool, one thread per core
+/// unless the caller installed another).
 pub fn in_pool<R: Send>(workers: Option<usize>, f: impl FnOnce() -> R + Send) -> R {
-    match rayon::ThreadPoolBuilder::new().num_threads(workers.unwrap_or(0)).build() {
+    let Some(n) = workers else { return f() };
+    match rayon::ThreadPoolBuilder::new().num_threads(n).build() {
         Ok(pool) => pool.install(f),
         Err(_) => f(),
     }

@@ -111,6 +111,17 @@ fn the_scanner_sees_through_comments_and_strings() {
 /// The functions of every `#[pymethods]` block in `code`: (name, line, body).
 fn pymethods(code: &str) -> Vec<(String, usize, String)> {
     let mut out = Vec::new();
+    // Module functions: the `fn` after each `#[pyfunction]`.
+    let mut from = 0;
+    while let Some(at) = code[from..].find("#[pyfunction]") {
+        let start = from + at;
+        let f = start + find_fn(&code[start..]).unwrap();
+        let name: String = code[f + 3..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let bopen = f + code[f..].find('{').unwrap();
+        let bclose = matching(code, bopen);
+        out.push((name, code[..f].lines().count() + 1, code[bopen..=bclose].to_string()));
+        from = bclose;
+    }
     let mut from = 0;
     while let Some(at) = code[from..].find("#[pymethods]") {
         let start = from + at;

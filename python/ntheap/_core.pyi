@@ -595,6 +595,27 @@ class PageHeap:
     @property
     def freed(self) -> int: ...
 
+def frame_marks(
+    stack_id: npt.NDArray[np.int32],
+    type_id: npt.NDArray[np.int32],
+    content: npt.NDArray[np.uint8],
+    starts: Sequence[int],
+    n_stacks: Sequence[int],
+    n_types: Sequence[int],
+    workers: Optional[int] = None,
+) -> List[Tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]]: ...
+def frame_codes(
+    stack_id: npt.NDArray[np.int32],
+    type_id: npt.NDArray[np.int32],
+    content: npt.NDArray[np.uint8],
+    starts: Sequence[int],
+    stack_luts: Sequence[npt.NDArray[np.int32]],
+    top_luts: Sequence[npt.NDArray[np.int32]],
+    type_luts: Sequence[npt.NDArray[np.int32]],
+    categories: Tuple[int, int, int],
+    workers: Optional[int] = None,
+) -> Tuple[npt.NDArray[np.signedinteger[Any]], npt.NDArray[np.signedinteger[Any]], npt.NDArray[np.signedinteger[Any]]]: ...
+
 @final
 class ScanJob:
     def __new__(

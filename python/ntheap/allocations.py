@@ -294,58 +294,40 @@ def _joined(arrs: Sequence[np.ndarray]) -> Optional[np.ndarray]:
     return base if at == base.__array_interface__["data"][0] + base.nbytes else None
 
 
-def _stack_codes(a: Allocations, classifier: FrameClassifier, stack_key: _Categories, top_frame: _Categories,
-                 out_key: np.ndarray, out_top: np.ndarray) -> None:
-    """Write the ``stack_key`` and ``top_frame`` codes of ``a``'s rows (keys and labels as
-    :func:`ntheap.keys.group` by "stack" gives them; categories for the keys that rows use, in
-    stack id order)."""
+def _stack_tables(a: Allocations, classifier: FrameClassifier, used_ids: np.ndarray, stack_key: _Categories,
+                  top_frame: _Categories) -> "Tuple[np.ndarray, np.ndarray]":
+    """Per stack id of ``a`` (and a last entry for no stack, id -1): its ``stack_key`` and
+    ``top_frame`` codes, as :func:`ntheap.keys.group` by "stack" names them. ``used_ids`` says
+    which ids (and, last, -1) rows use; only their keys become categories, in stack id order."""
     import pandas as pd
 
     from .frames import NO_STACK, NO_STACK_LABEL
 
-    sid = np.asarray(a.table["stack_id"])
-    n = len(a.stacks)
-    if len(sid) and (int(sid.max()) >= n or int(sid.min()) < -1):
-        bad = sid[(sid >= n) | (sid < -1)][0]
-        raise ValueError(f"{a.path}: block refers to stack id {bad}, but the dump has {n} stacks")
     tops, _ = a.stacks.callers(classifier)
     # Per stack id + 1 (0: no stack): its key, and the key's label (that of its first id).
     per_id_keys = np.concatenate([_objects([NO_STACK]), np.asarray(a.stacks.keys(), dtype=object)])
     per_id_labels = [NO_STACK_LABEL, *tops]
     key_codes, uniq = pd.factorize(per_id_keys)
     first = np.unique(key_codes, return_index=True)[1]
-    # Which ids the rows use: index -1 (no stack) lands on the last slot.
-    mark = np.zeros(n + 1, dtype=bool)
-    mark[sid] = True
-    used_ids = np.concatenate([mark[-1:], mark[:-1]])
     used = np.zeros(len(uniq), dtype=bool)
-    used[key_codes[used_ids]] = True
+    used[key_codes[np.roll(used_ids, 1)]] = True
     keys = [uniq[k] if used[k] else None for k in range(len(uniq))]
     labels = [per_id_labels[first[k]] if used[k] else None for k in range(len(uniq))]
-    by_id_key = stack_key.codes(keys)[key_codes]
-    by_id_top = top_frame.codes(labels)[key_codes]
-    # Rolled by one so that stack id -1 (the last slot) reads the no-stack entry.
-    np.take(np.roll(by_id_key, -1), sid, out=out_key)
-    np.take(np.roll(by_id_top, -1), sid, out=out_top)
+    # Rolled back so that entry i is stack id i, and the last one is "no stack".
+    by_key = np.roll(stack_key.codes(keys)[key_codes], -1)
+    by_top = np.roll(top_frame.codes(labels)[key_codes], -1)
+    return np.ascontiguousarray(by_key, dtype=np.int32), np.ascontiguousarray(by_top, dtype=np.int32)
 
 
-def _type_codes(a: Allocations, type_name: _Categories, out: np.ndarray) -> None:
-    """Write the ``type`` codes of ``a``'s rows: the label :func:`ntheap.keys.group` by "type"
-    gives (the class name, or "(content class)" for a block without one); categories for the
-    labels rows use, by type id, then content class."""
-    tid = np.asarray(a.table["type_id"])
-    content = np.asarray(a.table["content"])
+def _type_table(a: Allocations, used_slots: np.ndarray, type_name: _Categories) -> np.ndarray:
+    """Per type slot of ``a`` (its type ids, then one per content class for blocks without a
+    type): the ``type`` code of the label :func:`ntheap.keys.group` by "type" gives (the class
+    name, or "(content class)"). Only slots rows use become categories, in slot order."""
     decorated, names = a.types["decorated"], a.types["name"]
     n_types = len(decorated)
-    if len(tid) and int(tid.max()) >= n_types:
-        raise ValueError(f"{a.path}: block refers to type id {int(tid.max())}, but the dump has {n_types} types")
-    # One slot per type id, then one per content class (blocks without a type).
-    slot = np.where(tid >= 0, tid, n_types + content.astype(np.int64))
-    mark = np.zeros(n_types + 256, dtype=bool)
-    mark[slot] = True
     label_of_key: Dict[str, str] = {}
-    labels: List[Optional[str]] = [None] * len(mark)
-    for k in np.flatnonzero(mark):
+    labels: List[Optional[str]] = [None] * len(used_slots)
+    for k in np.flatnonzero(used_slots):
         k = int(k)
         if k < n_types:
             key, label = decorated[k], names[k] or decorated[k]
@@ -354,17 +336,19 @@ def _type_codes(a: Allocations, type_name: _Categories, out: np.ndarray) -> None
             key, label = c, f"({c})"
         # The same class in two images is two type ids but one key (its decorated name).
         labels[k] = label_of_key.setdefault(key, label)
-    np.take(type_name.codes(labels), slot, out=out)
+    return type_name.codes(labels)
 
 
-def frame(allocs: Sequence[Allocations], classifier: Optional[FrameClassifier] = None) -> "pd.DataFrame":
+def frame(allocs: Sequence[Allocations], classifier: Optional[FrameClassifier] = None,
+          workers: Optional[int] = None) -> "pd.DataFrame":
     """One DataFrame of the allocations of several dumps (columns :data:`FRAME_COLUMNS`).
 
     ``dump``, ``kind_name``, ``stack_key``, ``top_frame``, ``type`` and ``content`` are
     categoricals, so a stack or a type shared by a million blocks is stored once. Categories are
     in the order the dumps bring them (within a dump: stacks by id, types by id then content
     class). The allocations of a batch scan are slices of one array per column, which are used
-    as they are; other allocations are concatenated.
+    as they are; other allocations are concatenated. The passes over every row run in Rust
+    threads (``workers``: how many; None: one per core).
     """
     import pandas as pd
 
@@ -381,16 +365,30 @@ def frame(allocs: Sequence[Allocations], classifier: Optional[FrameClassifier] =
         if cols[c] is None:
             cols[c] = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
     stack_key, top_frame, type_name = _Categories(), _Categories(), _Categories()
-    key_codes = np.empty(total, dtype=np.int32)
-    top_codes = np.empty(total, dtype=np.int32)
-    type_codes = np.empty(total, dtype=np.int32)
-    for i, a in enumerate(allocs):
-        rows = slice(int(starts[i]), int(starts[i + 1]))
-        _stack_codes(a, classifier, stack_key, top_frame, key_codes[rows], top_codes[rows])
-        _type_codes(a, type_name, type_codes[rows])
+    sid = np.ascontiguousarray(cols["stack_id"], dtype=np.int32)
+    tid = np.ascontiguousarray(cols["type_id"], dtype=np.int32)
+    content_all = np.ascontiguousarray(cols["content"], dtype=np.uint8)
+    bounds = [int(x) for x in starts]
+    try:
+        marks = _core.frame_marks(sid, tid, content_all, bounds, [len(a.stacks) for a in allocs],
+                                  [len(a.types["decorated"]) for a in allocs], workers)
+    except ValueError as e:
+        where, _, what = str(e).partition(": ")
+        if where.startswith("dump ") and where[5:].isdigit():
+            raise ValueError(f"{allocs[int(where[5:])].path}: {what}") from None
+        raise
+    stack_luts, top_luts, type_luts = [], [], []
+    for a, (used_ids, used_slots) in zip(allocs, marks):
+        by_key, by_top = _stack_tables(a, classifier, used_ids, stack_key, top_frame)
+        stack_luts.append(by_key)
+        top_luts.append(by_top)
+        type_luts.append(_type_table(a, used_slots, type_name))
+    key_codes, top_codes, type_codes = _core.frame_codes(
+        sid, tid, content_all, bounds, stack_luts, top_luts, type_luts,
+        (len(stack_key.values), len(top_frame.values), len(type_name.values)), workers)
     stamps = np.array([np.datetime64(int(a.time.timestamp()), "s") if a.time is not None else np.datetime64("NaT")
                        for a in allocs], dtype="datetime64[ns]")
-    dump_codes = dump_index.get_indexer(paths).astype(np.int32)
+    dump_codes = dump_index.get_indexer(paths).astype(np.int8 if len(dump_index) <= 127 else np.int32)
 
     def typed(c: str, dtype: Any) -> np.ndarray:
         return cols[c].astype(dtype, copy=False) if total else np.zeros(0, dtype=dtype)
@@ -409,7 +407,8 @@ def frame(allocs: Sequence[Allocations], classifier: Optional[FrameClassifier] =
     return pd.DataFrame(
         {
             "dump": _from_codes(np.repeat(dump_codes, counts), dump_index),
-            "time": pd.DatetimeIndex(np.repeat(stamps, counts)).tz_localize("UTC"),
+            # Nanoseconds since the epoch read as UTC: no localization pass over the rows.
+            "time": pd.Series(np.repeat(stamps, counts).view(np.int64), copy=False).astype(pd.DatetimeTZDtype("ns", "UTC")),
             "heap": typed("heap", np.uint64),
             "address": typed("address", np.uint64),
             "user_address": typed("user_address", np.uint64),

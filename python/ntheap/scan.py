@@ -59,14 +59,15 @@ class ScanResult:
         >>> res.blocks.groupby(["time", "top_frame"], observed=True).user_size.sum()  # doctest: +SKIP
     """
 
-    def __init__(self, records: Sequence[Dict[str, Any]], classifier: Optional[FrameClassifier] = None) -> None:
+    def __init__(self, records: Sequence[Dict[str, Any]], classifier: Optional[FrameClassifier] = None,
+                 workers: Optional[int] = None) -> None:
         import pandas as pd
 
         self._records = list(records)
         self._allocs: Dict[int, Allocations] = {
             i: Allocations.from_record(r) for i, r in enumerate(self._records) if r.get("error") is None
         }
-        self.blocks: pd.DataFrame = frame(list(self._allocs.values()), classifier)
+        self.blocks: pd.DataFrame = frame(list(self._allocs.values()), classifier, workers)
         rows = []
         for i, r in enumerate(self._records):
             a = self._allocs.get(i)
@@ -194,4 +195,4 @@ def scan(paths: Union[PathLike, Iterable[PathLike]], workers: Optional[int] = No
     """
     items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     return ScanResult(run_scan(expand_paths(items), workers=workers, progress=progress, symbol_path=symbol_path,
-                               image_path=image_path, limits=limits))
+                               image_path=image_path, limits=limits), workers=workers)

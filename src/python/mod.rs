@@ -2,6 +2,7 @@
 
 mod dump;
 mod errors;
+mod frame;
 mod heap;
 mod limits;
 mod scan;
@@ -21,6 +22,8 @@ mod _core {
         CorruptDumpError, DumpError, InternalError, MemoryNotCaptured, MissingStreamError, NoSuchHeapError,
         NotAMinidumpError, StructureNotFoundError, TruncatedDumpError, UnsupportedDumpError,
     };
+    #[pymodule_export]
+    use super::frame::{frame_codes, frame_marks};
     #[pymodule_export]
     use super::heap::{Heap, Lfh, PageHeap, SegContext, Segment, SegmentHeap, VirtualBlock};
     #[pymodule_export]

@@ -294,3 +294,28 @@ def test_frame_codes_are_the_per_dump_groupings() -> None:
     assert any((rows["stack_key"] != "").any() for rows in [res.blocks])
     assert (res.blocks["type"].astype(str).str.startswith("(") == False).any()  # noqa: E712
     pd.testing.assert_frame_equal(res.blocks, frame(one_by_one))
+
+
+def test_frame_refuses_ids_a_dump_does_not_have() -> None:
+    """A stack or type id outside its dump's tables is a ValueError naming the dump (not a
+    wrong label and not a crash); the row passes check their arguments."""
+    from ntheap import _core
+    from ntheap.allocations import Allocations, frame
+
+    def allocs(path: str, stack_id: int, type_id: int) -> Allocations:
+        cols = {"heap": np.zeros(2, np.uint64), "address": np.arange(2, dtype=np.uint64), "user_address": np.arange(2, dtype=np.uint64),
+                "user_size": np.ones(2, np.uint64), "kind": np.zeros(2, np.uint8), "stack_id": np.array([-1, stack_id], np.int32),
+                "type_id": np.array([-1, type_id], np.int32), "content": np.zeros(2, np.uint8)}
+        return Allocations.from_columns(path, None, None, cols, ["app!f"])
+
+    df = frame([allocs("a.dmp", 0, -1), allocs("b.dmp", -1, -1)])
+    assert list(df["stack_key"]) == ["", "app!f", "", ""]
+    with pytest.raises(ValueError, match=r"^b\.dmp: a block refers to stack id 1, but the dump has 1 stacks"):
+        frame([allocs("a.dmp", 0, -1), allocs("b.dmp", 1, -1)])
+    with pytest.raises(ValueError, match=r"^a\.dmp: a block refers to type id 0, but the dump has 0 types"):
+        frame([allocs("a.dmp", 0, 0)])
+    z = np.zeros(2, np.int32)
+    with pytest.raises(ValueError, match="starts"):
+        _core.frame_marks(z, z, np.zeros(2, np.uint8), [0, 1], [1], [0])
+    with pytest.raises(ValueError, match="same length"):
+        _core.frame_codes(z, z[:1], np.zeros(2, np.uint8), [0, 2], [z], [z], [z], (1, 1, 1))
