@@ -33,6 +33,8 @@ __all__ = [
     "SegContext",
     "SegmentHeap",
     "ScanJob",
+    "frame_codes",
+    "frame_marks",
     "Segment",
     "VirtualBlock",
     "Frame",

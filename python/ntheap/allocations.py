@@ -327,8 +327,8 @@ def _type_table(a: Allocations, used_slots: np.ndarray, type_name: _Categories) 
     n_types = len(decorated)
     label_of_key: Dict[str, str] = {}
     labels: List[Optional[str]] = [None] * len(used_slots)
-    for k in np.flatnonzero(used_slots):
-        k = int(k)
+    for slot in np.flatnonzero(used_slots):
+        k = int(slot)
         if k < n_types:
             key, label = decorated[k], names[k] or decorated[k]
         else:
@@ -361,9 +361,10 @@ def frame(allocs: Sequence[Allocations], classifier: Optional[FrameClassifier] =
     cols: Dict[str, np.ndarray] = {}
     for c in ALLOCATION_COLUMNS:
         parts = [np.asarray(a.table[c]) for a in allocs]
-        cols[c] = parts[0] if len(parts) == 1 else _joined(parts)
-        if cols[c] is None:
-            cols[c] = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+        joined = parts[0] if len(parts) == 1 else _joined(parts)
+        if joined is None:
+            joined = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+        cols[c] = joined
     stack_key, top_frame, type_name = _Categories(), _Categories(), _Categories()
     sid = np.ascontiguousarray(cols["stack_id"], dtype=np.int32)
     tid = np.ascontiguousarray(cols["type_id"], dtype=np.int32)
