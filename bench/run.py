@@ -118,7 +118,16 @@ print(json.dumps(dict(total_s=dt, allocations=len(res.blocks), peak_rss=hwm)))
 """
 
 
+# numpy's bundled OpenBLAS starts a thread per core at `import numpy`, and those threads spin for
+# a while before they sleep. In a notebook numpy was imported long before a dump is opened; in a
+# fresh measurement process the spinning thread takes a core from the walk's second thread
+# (perf: blas_thread_server ~7% of a 2-thread blocks() run, +10-20 ms). Nothing measured here
+# uses BLAS, so every measurement process runs with one BLAS thread.
+_QUIET_BLAS = {"OPENBLAS_NUM_THREADS": "1"}
+
+
 def _json_run(cmd: list, env: Optional[dict] = None) -> dict:
+    env = {**os.environ, **_QUIET_BLAS, **(env or {})}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(map(str, cmd))} failed ({out.returncode}):\n{out.stderr[-2000:]}")
