@@ -602,20 +602,42 @@ fn parallel_and_sequential_walks_agree() {
 /// Pieces cut anywhere give the rows of the sequential walk: at true block starts, inside a big
 /// block whose data holds copies of real headers (a false start that the boundary search
 /// accepts), at a block whose `PreviousSize` is wrong, and around a block with a bad checksum.
+/// The rich heap plus a 256 KiB segment at [`PIECES_SEGMENT`] of small busy and free blocks with
+/// one 4 KiB busy block (row 60 of the segment).
+fn pieces_spec(arch: Arch) -> HeapSpec {
+    let g: u64 = if arch == Arch::X86 { 8 } else { 16 };
+    let mut spec = rich_spec(arch, Epoch::Win10_1809);
+    let pages = PIECES_PAGES;
+    let n = ((u64::from(pages) * 0x1000 - 0x3000) / (8 * g)) as usize;
+    let mut blocks: Vec<BlockSpec> =
+        (0..n).map(|i| if i % 5 == 2 { BlockSpec::free(8) } else { BlockSpec::busy(8, 3 * g) }).collect();
+    blocks[60] = BlockSpec::busy((0x1000 / g) as u16, 0x1000 - 2 * g);
+    spec.segments.push(SegSpec { address: PIECES_SEGMENT, pages, committed_pages: pages, blocks });
+    spec
+}
+
+const PIECES_SEGMENT: u64 = 0x0100_0000;
+const PIECES_PAGES: u32 = 0x40;
+
+/// Asserts that two walks of one heap gave the same report.
+fn assert_same_walk(one: &HeapReport, two: &HeapReport, what: &str) {
+    let segs = |rep: &HeapReport| rep.heaps[0].segments.iter().map(|s| s.blocks.clone()).collect::<Vec<_>>();
+    assert_eq!(one.blocks, two.blocks, "{what}");
+    assert_eq!(one.traces, two.traces, "{what}");
+    assert_eq!(one.corruption, two.corruption, "{what}");
+    assert_eq!(one.segment_runs, two.segment_runs, "{what}");
+    assert_eq!(segs(one), segs(two), "{what}");
+    assert_eq!(one.heaps[0].free_blocks, two.heaps[0].free_blocks, "{what}");
+    assert_eq!(one.heaps[0].corruption_count, two.heaps[0].corruption_count, "{what}");
+}
+
 #[test]
 fn pieces_cut_anywhere_give_the_sequential_walk() {
     for arch in ARCHS {
         let g: u64 = if arch == Arch::X86 { 8 } else { 16 };
         let entry_at = if arch == Arch::X86 { 0 } else { 8 };
-        let mut spec = rich_spec(arch, Epoch::Win10_1809);
-        let pages = 0x40u32;
-        let big_granules = (0x1000 / g) as u16;
-        let n = ((u64::from(pages) * 0x1000 - 0x3000) / (8 * g)) as usize;
-        let mut blocks: Vec<BlockSpec> =
-            (0..n).map(|i| if i % 5 == 2 { BlockSpec::free(8) } else { BlockSpec::busy(8, 3 * g) }).collect();
-        blocks[60] = BlockSpec::busy(big_granules, 0x1000 - 2 * g);
-        let seg = 0x0100_0000u64;
-        spec.segments.push(SegSpec { address: seg, pages, committed_pages: pages, blocks });
+        let spec = pieces_spec(arch);
+        let (seg, pages) = (PIECES_SEGMENT, PIECES_PAGES);
         let (mut s, exp) = spec.write();
         let rows: Vec<&BlockRow> =
             exp.rows.iter().filter(|r| r.address >= seg && r.address < seg + u64::from(pages) * 0x1000).collect();
@@ -643,7 +665,6 @@ fn pieces_cut_anywhere_give_the_sequential_walk() {
         let kinds: Vec<CorruptionKind> = one.corruption.iter().map(|c| c.kind).collect();
         assert!(kinds.contains(&CorruptionKind::BadPreviousSize), "{arch}: {kinds:?}");
         assert!(kinds.contains(&CorruptionKind::BadChecksum), "{arch}: {kinds:?}");
-        let segs = |rep: &HeapReport| rep.heaps[0].segments.iter().map(|s| s.blocks.clone()).collect::<Vec<_>>();
         // Piece sizes that put cuts on every granule around the big block and the bad blocks.
         let off = |a: u64| a - seg;
         let mut sizes: Vec<u64> = (0..(0x1100 / g)).map(|k| off(big.address) - 0x80 + k * g).collect();
@@ -654,13 +675,61 @@ fn pieces_cut_anywhere_give_the_sequential_walk() {
         sizes.extend([0x1000, 0x3000, 0x7000]);
         for piece in sizes {
             let two = pool(2).install(|| walk_heap_in_pieces(&mem, &r, build, piece));
-            assert_eq!(one.blocks, two.blocks, "{arch} piece {piece:#x}");
-            assert_eq!(one.traces, two.traces, "{arch} piece {piece:#x}");
-            assert_eq!(one.corruption, two.corruption, "{arch} piece {piece:#x}");
-            assert_eq!(one.segment_runs, two.segment_runs, "{arch} piece {piece:#x}");
-            assert_eq!(segs(&one), segs(&two), "{arch} piece {piece:#x}");
-            assert_eq!(one.heaps[0].free_blocks, two.heaps[0].free_blocks, "{arch} piece {piece:#x}");
-            assert_eq!(one.heaps[0].corruption_count, two.heaps[0].corruption_count, "{arch} piece {piece:#x}");
+            assert_same_walk(&one, &two, &format!("{arch} piece {piece:#x}"));
         }
+    }
+}
+
+/// Random damage (bytes flipped anywhere in a segment: headers, data, free-list links), walked
+/// with one thread and in pieces of random sizes on three: the same report every time.
+#[test]
+fn damaged_heaps_walk_the_same_in_pieces() {
+    let rounds: u64 = std::env::var("NTHEAP_PIECE_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        // xorshift64*
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+    let (one_thread, three) = (pool(1), pool(3));
+    for arch in ARCHS {
+        let spec = pieces_spec(arch);
+        let (s0, exp) = spec.write();
+        let r = heap_ref(&spec);
+        let build = spec.epoch.build();
+        let len = u64::from(PIECES_PAGES) * 0x1000;
+        let entry_at = if arch == Arch::X86 { 0 } else { 8 };
+        let starts: Vec<u64> = exp
+            .rows
+            .iter()
+            .map(|row| row.address)
+            .filter(|&a| a > PIECES_SEGMENT && a < PIECES_SEGMENT + len)
+            .collect();
+        let mut damaged = 0;
+        for round in 0..rounds {
+            let mut s = s0.clone();
+            for _ in 0..1 + next() % 6 {
+                let mut at = PIECES_SEGMENT + 0x1000 + next() % (len - 0x1000);
+                if next() % 2 == 0 {
+                    // Into the encoded header of one of the segment's blocks.
+                    let row = &starts[(next() % starts.len() as u64) as usize];
+                    at = row + entry_at + next() % 8;
+                }
+                let b = s.get(at, 1)[0];
+                s.put_u8(at, b ^ (1 + (next() % 255) as u8));
+            }
+            let mem = s.build();
+            let one = one_thread.install(|| walk_heap(&mem, &r, build));
+            damaged += usize::from(!one.corruption.is_empty());
+            for _ in 0..3 {
+                let piece = 0x400 + next() % 0x6000;
+                let many = three.install(|| walk_heap_in_pieces(&mem, &r, build, piece));
+                assert_same_walk(&one, &many, &format!("{arch} round {round} piece {piece:#x}"));
+            }
+        }
+        assert!(damaged * 4 > rounds as usize, "{arch}: only {damaged} of {rounds} rounds found damage");
     }
 }
