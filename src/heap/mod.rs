@@ -372,6 +372,11 @@ pub fn walk(dump: &Dump) -> Result<HeapReport> {
 
 /// Walk every heap of `dump` with `options`.
 pub fn walk_with(dump: &Dump, options: &WalkOptions) -> Result<HeapReport> {
+    walk_dump(dump, options, nt::PIECE_BYTES)
+}
+
+/// [`walk_with`], walking in parallel in pieces of `piece_bytes` (see [`WalkState::piece_bytes`]).
+pub(crate) fn walk_dump(dump: &Dump, options: &WalkOptions, piece_bytes: u64) -> Result<HeapReport> {
     let d = discover(dump)?;
     let build = dump.target().version.build;
     let mem = dump.memory();
@@ -382,6 +387,7 @@ pub fn walk_with(dump: &Dump, options: &WalkOptions) -> Result<HeapReport> {
         ..HeapReport::default()
     };
     let mut state = WalkState::new(mem, &options.limits, options.cancel.clone());
+    state.piece_bytes = piece_bytes;
     let listed = discover::with_page_heaps(mem, &d.heaps, &state.budget, &mut report.corruption);
     let symbol = |arch: Arch, name: &str| {
         options.symbol_path.as_deref().and_then(|p| crate::symbols::ntdll_global(dump, p, arch, name))
@@ -534,6 +540,7 @@ fn walk_into(mem: &AddressSpace, r: &HeapRef, half: &Half<'_>, report: &mut Heap
                             &half.seg_keys,
                             half.regions,
                             &state.budget,
+                            state.piece_bytes,
                             &mut sink,
                             &mut rec,
                         );

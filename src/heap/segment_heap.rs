@@ -103,6 +103,17 @@ pub struct KindTotals {
     pub containers: u64,
 }
 
+impl KindTotals {
+    /// Add `o`'s counts (bytes saturating).
+    fn add(&mut self, o: &KindTotals) {
+        self.count += o.count;
+        self.user_bytes = self.user_bytes.saturating_add(o.user_bytes);
+        self.free_count += o.free_count;
+        self.free_bytes = self.free_bytes.saturating_add(o.free_bytes);
+        self.containers += o.containers;
+    }
+}
+
 /// What the walk found in one segment heap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentHeapInfo {
@@ -562,7 +573,23 @@ pub struct SegmentKeys {
     pub lfh_key_note: String,
 }
 
-/// Walk the segment heap `heap` with its plan into `sink`.
+/// The rows, traces, records and totals of one page segment walked on its own.
+#[derive(Default)]
+struct SegChunk {
+    cols: super::columns::BlockColumns,
+    traces: super::columns::Traces,
+    records: Vec<super::corruption::Corruption>,
+    record_total: usize,
+    /// VS, LFH and page-range totals of the segment.
+    totals: [KindTotals; 3],
+    /// The segment's rows, relative to the chunk.
+    segment_rows: Vec<(std::ops::Range<usize>, u64)>,
+}
+
+/// Walk the segment heap `heap` with its plan into `sink`. Its page segments are walked on every
+/// thread of the rayon pool when there is more than one and they hold at least two pieces'
+/// worth (`piece_bytes`) of memory, each into its own buffer, appended in order: the rows are
+/// those of a walk segment by segment.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn walk(
     mem: &AddressSpace,
@@ -571,6 +598,7 @@ pub(crate) fn walk(
     keys: &SegmentKeys,
     regions: Option<&[crate::dump::Region]>,
     budget: &NodeBudget,
+    piece_bytes: u64,
     sink: &mut RowSink<'_>,
     rec: &mut Recorder<'_>,
 ) -> SegmentHeapInfo {
@@ -626,11 +654,40 @@ pub(crate) fn walk(
             segment_rows: Vec::new(),
         },
     };
+    let jobs: Vec<(&SegContextInfo, u64)> =
+        plan.contexts.iter().flat_map(|(ctx, _)| ctx.segments.iter().map(move |&s| (ctx, s))).collect();
+    let bytes: u64 = jobs.iter().map(|(c, _)| c.segment_size).fold(0, u64::saturating_add);
+    if jobs.len() > 1 && bytes >= piece_bytes.saturating_mul(2) && rayon::current_num_threads() > 1 {
+        let blank = w.info.clone();
+        let work = |k: usize, c: &mut SegChunk| {
+            let (ctx, seg) = jobs[k];
+            c.cols.clear();
+            c.traces.clear();
+            c.records.clear();
+            let mut cw = SegWalk { mem, heap, plan, lfh_key: w.lfh_key, page_aligned_variant, info: blank.clone() };
+            let mut crec = Recorder::new(heap, &mut c.records);
+            cw.segment(seg, ctx, &mut RowSink::new(&mut c.cols, &mut c.traces), &mut crec);
+            c.record_total = crec.total;
+            c.totals = [cw.info.vs, cw.info.lfh, cw.info.page_ranges];
+            c.segment_rows = cw.info.segment_rows;
+        };
+        let info = &mut w.info;
+        let commit = |_: usize, c: &mut SegChunk| {
+            let offset = sink.append(&c.cols, &c.traces);
+            rec.replay(&mut c.records, c.record_total);
+            info.vs.add(&c.totals[0]);
+            info.lfh.add(&c.totals[1]);
+            info.page_ranges.add(&c.totals[2]);
+            info.segment_rows.extend(c.segment_rows.drain(..).map(|(r, s)| (r.start + offset..r.end + offset, s)));
+        };
+        super::ordered::run_ordered(jobs.len(), work, commit, || false);
+    } else {
+        for &(ctx, seg) in &jobs {
+            w.segment(seg, ctx, sink, rec);
+        }
+    }
     for (ctx, _) in &plan.contexts {
         let mut c = ctx.clone();
-        for &seg in &ctx.segments {
-            w.segment(seg, &c, sink, rec);
-        }
         c.committed = regions.map(|r| committed_in(r, &c.segments, c.segment_size));
         w.info.contexts.push(c);
     }

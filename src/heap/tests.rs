@@ -733,3 +733,43 @@ fn damaged_heaps_walk_the_same_in_pieces() {
         assert!(damaged * 4 > rounds as usize, "{arch}: only {damaged} of {rounds} rounds found damage");
     }
 }
+
+/// Every builder fixture (NT heaps, LFH, page heaps, segment heaps, damaged and truncated dumps)
+/// gives the same report walked with one thread as walked in small pieces on three.
+#[test]
+fn every_fixture_walks_the_same_in_pieces() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "dmp"))
+        .collect();
+    paths.sort();
+    let pool = |n| rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap();
+    let (one_thread, three) = (pool(1), pool(3));
+    let options = WalkOptions::default();
+    let mut parallel_heaps = 0;
+    for p in &paths {
+        let Ok(dump) = crate::Dump::open(p) else { continue };
+        let Ok(one) = one_thread.install(|| walk_with(&dump, &options)) else { continue };
+        for piece in [0x1000u64, 0x8000] {
+            let many = three.install(|| walk_dump(&dump, &options, piece)).expect("walks as with one thread");
+            let what = format!("{} piece {piece:#x}", p.display());
+            assert!(format!("{:?}", one.blocks) == format!("{:?}", many.blocks), "blocks differ: {what}");
+            assert!(format!("{:?}", one.traces) == format!("{:?}", many.traces), "traces differ: {what}");
+            assert!(format!("{:?}", one.corruption) == format!("{:?}", many.corruption), "records differ: {what}");
+            assert!(format!("{:?}", one.heaps) == format!("{:?}", many.heaps), "heaps differ: {what}");
+            assert!(format!("{:?}", one.warnings) == format!("{:?}", many.warnings), "warnings differ: {what}");
+            assert!(one.segment_runs == many.segment_runs, "segment runs differ: {what}");
+        }
+        // Heaps big enough to be cut at the smallest piece size.
+        parallel_heaps +=
+            one.heaps.iter().filter(|h| h.segments.iter().map(|s| s.committed_bytes).sum::<u64>() >= 0x2000).count();
+        parallel_heaps += one.heaps.iter().filter(|h| h.segment_heap.is_some()).count();
+    }
+    assert!(
+        paths.len() > 50 && parallel_heaps > 50,
+        "{} fixtures, {parallel_heaps} heaps walked in pieces",
+        paths.len()
+    );
+}
