@@ -12,7 +12,7 @@ use super::columns::BlockKind;
 use super::corruption::{CorruptionKind, Recorder};
 use super::entry::EntryDecoder;
 use super::lfh::{self, KeyCandidate, LfhCtx, LfhPlan, ProcessKey, Special};
-use super::rows::{Placed, RowSink};
+use super::rows::{Chunk, Placed, RowSink};
 use super::segment::{self, EntryWalker, SegmentInfo};
 use super::summary;
 use super::virtual_alloc;
@@ -36,13 +36,9 @@ struct Piece {
     end: u64,
 }
 
-/// The rows, traces, records and LFH statistics of one piece walked on its own.
+/// What the walk of one piece learnt besides its rows: LFH statistics, free blocks, how it ended.
 #[derive(Default)]
-struct Chunk {
-    cols: super::columns::BlockColumns,
-    traces: super::columns::Traces,
-    records: Vec<super::corruption::Corruption>,
-    record_total: usize,
+struct PieceEnd {
     lfh_updates: Vec<super::lfh::SubsegmentUpdate>,
     free: (u64, u64),
     end: Option<segment::RangeEnd>,
@@ -193,34 +189,28 @@ pub(crate) fn walk_nt(
         let mut last: Vec<Option<segment::RangeEnd>> = vec![None; jobs.len()];
         let mut redone = vec![false; jobs.len()];
         let mut free = (0u64, 0u64);
-        let work = |k: usize, c: &mut Chunk| {
+        let work = |k: usize, c: &mut Chunk<PieceEnd>| {
             let p = pieces[k];
-            c.cols.clear();
-            c.traces.clear();
-            c.records.clear();
-            let mut crec = Recorder::new(r.address, &mut c.records);
             let mut walker = EntryWalker::new(&ctx, &specials, plan);
-            let mut csink = RowSink::new(&mut c.cols, &mut c.traces);
-            c.end = Some(walker.walk_range(seg_address[jobs[p.job].0], p.start, p.end, None, &mut csink, &mut crec));
-            c.record_total = crec.total;
-            c.lfh_updates = walker.lfh_updates;
-            c.free = walker.free;
+            let end = c.fill(r.address, |csink, crec| {
+                walker.walk_range(seg_address[jobs[p.job].0], p.start, p.end, None, csink, crec)
+            });
+            c.extra = PieceEnd { lfh_updates: walker.lfh_updates, free: walker.free, end: Some(end) };
         };
-        let commit = |k: usize, c: &mut Chunk| {
+        let commit = |k: usize, c: &mut Chunk<PieceEnd>| {
             let p = pieces[k];
             let (i, _, range_end) = jobs[p.job];
             if redone[p.job] {
                 return;
             }
             let before = last[p.job];
-            let end = c.end.expect("every piece is walked before it is committed");
+            let end = c.extra.end.expect("every piece is walked before it is committed");
             let joins = before.is_none_or(|b| b.last_size.is_some() && b.last_size == end.first_previous_size);
             let offset;
             if !end.resynced && joins {
-                offset = sink.append(&c.cols, &c.traces);
-                rec.replay(&mut c.records, c.record_total);
-                updates.extend(c.lfh_updates.drain(..).map(|u| (u, offset)));
-                free = (free.0 + c.free.0, free.1.saturating_add(c.free.1));
+                offset = c.append_to(sink, rec);
+                updates.extend(c.extra.lfh_updates.drain(..).map(|u| (u, offset)));
+                free = (free.0 + c.extra.free.0, free.1.saturating_add(c.extra.free.1));
                 last[p.job] = Some(end);
             } else {
                 offset = sink.next_index();

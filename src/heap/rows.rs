@@ -6,6 +6,7 @@
 //! and keeps the sparse stack-trace column beside the rows.
 
 use super::columns::{BlockColumns, BlockRow, Traces};
+use super::corruption::{Corruption, Recorder};
 
 /// A writer of rows into one [`BlockColumns`] (and the rows' traces into [`Traces`]).
 pub(crate) struct RowSink<'c> {
@@ -69,6 +70,37 @@ impl<'c> RowSink<'c> {
     /// The columns written so far.
     pub(crate) fn columns(&self) -> &BlockColumns {
         self.cols
+    }
+}
+
+/// The rows, traces and records of one piece of a heap walked on its own (see
+/// `super::ordered`), and `E`, what else its walker learnt. Reused from piece to piece.
+#[derive(Default)]
+pub(crate) struct Chunk<E> {
+    cols: BlockColumns,
+    traces: Traces,
+    records: Vec<Corruption>,
+    record_total: usize,
+    pub(crate) extra: E,
+}
+
+impl<E> Chunk<E> {
+    /// Empty it (keeping its memory) and walk a piece of heap `heap` into it with `walk`.
+    pub(crate) fn fill<R>(&mut self, heap: u64, walk: impl FnOnce(&mut RowSink<'_>, &mut Recorder<'_>) -> R) -> R {
+        self.cols.clear();
+        self.traces.clear();
+        self.records.clear();
+        let mut rec = Recorder::new(heap, &mut self.records);
+        let out = walk(&mut RowSink::new(&mut self.cols, &mut self.traces), &mut rec);
+        self.record_total = rec.total;
+        out
+    }
+
+    /// Append its rows to `sink` and its records to `rec`; returns the index its first row got.
+    pub(crate) fn append_to(&mut self, sink: &mut RowSink<'_>, rec: &mut Recorder<'_>) -> usize {
+        let offset = sink.append(&self.cols, &self.traces);
+        rec.replay(&mut self.records, self.record_total);
+        offset
     }
 }
 

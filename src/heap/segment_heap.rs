@@ -51,7 +51,7 @@ use super::corruption::{CorruptionKind, Recorder};
 use super::discover::ChosenBy;
 use super::lfh::KeySource;
 use super::list::{walk_list, NodeBudget};
-use super::rows::{Placed, RowSink};
+use super::rows::{Chunk, Placed, RowSink};
 use crate::layouts::segment_heap::{
     descriptor, large, range_flags, seg_lfh, trailer, vs, LfhBitmap, LfhShift, SegmentHeapLayout, DEFAULT_GEOMETRY,
     DESCRIPTORS_PER_SEGMENT, DESCRIPTOR_SIZE, PAGE_SEGMENT_C_PRE_24H2, SEGMENT_HEAP_LAYOUTS, VS_SIGNATURE_XOR,
@@ -573,16 +573,12 @@ pub struct SegmentKeys {
     pub lfh_key_note: String,
 }
 
-/// The rows, traces, records and totals of one page segment walked on its own.
+/// What the walk of one page segment learnt besides its rows.
 #[derive(Default)]
-struct SegChunk {
-    cols: super::columns::BlockColumns,
-    traces: super::columns::Traces,
-    records: Vec<super::corruption::Corruption>,
-    record_total: usize,
+struct SegmentEnd {
     /// VS, LFH and page-range totals of the segment.
     totals: [KindTotals; 3],
-    /// The segment's rows, relative to the chunk.
+    /// The segment's rows, relative to its chunk.
     segment_rows: Vec<(std::ops::Range<usize>, u64)>,
 }
 
@@ -659,26 +655,24 @@ pub(crate) fn walk(
     let bytes: u64 = jobs.iter().map(|(c, _)| c.segment_size).fold(0, u64::saturating_add);
     if jobs.len() > 1 && bytes >= piece_bytes.saturating_mul(2) && rayon::current_num_threads() > 1 {
         let blank = w.info.clone();
-        let work = |k: usize, c: &mut SegChunk| {
+        let work = |k: usize, c: &mut Chunk<SegmentEnd>| {
             let (ctx, seg) = jobs[k];
-            c.cols.clear();
-            c.traces.clear();
-            c.records.clear();
             let mut cw = SegWalk { mem, heap, plan, lfh_key: w.lfh_key, page_aligned_variant, info: blank.clone() };
-            let mut crec = Recorder::new(heap, &mut c.records);
-            cw.segment(seg, ctx, &mut RowSink::new(&mut c.cols, &mut c.traces), &mut crec);
-            c.record_total = crec.total;
-            c.totals = [cw.info.vs, cw.info.lfh, cw.info.page_ranges];
-            c.segment_rows = cw.info.segment_rows;
+            c.fill(heap, |csink, crec| cw.segment(seg, ctx, csink, crec));
+            c.extra = SegmentEnd {
+                totals: [cw.info.vs, cw.info.lfh, cw.info.page_ranges],
+                segment_rows: cw.info.segment_rows,
+            };
         };
         let info = &mut w.info;
-        let commit = |_: usize, c: &mut SegChunk| {
-            let offset = sink.append(&c.cols, &c.traces);
-            rec.replay(&mut c.records, c.record_total);
-            info.vs.add(&c.totals[0]);
-            info.lfh.add(&c.totals[1]);
-            info.page_ranges.add(&c.totals[2]);
-            info.segment_rows.extend(c.segment_rows.drain(..).map(|(r, s)| (r.start + offset..r.end + offset, s)));
+        let commit = |_: usize, c: &mut Chunk<SegmentEnd>| {
+            let offset = c.append_to(sink, rec);
+            let [vs, lfh, pages] = c.extra.totals;
+            info.vs.add(&vs);
+            info.lfh.add(&lfh);
+            info.page_ranges.add(&pages);
+            info.segment_rows
+                .extend(c.extra.segment_rows.drain(..).map(|(r, s)| (r.start + offset..r.end + offset, s)));
         };
         super::ordered::run_ordered(jobs.len(), work, commit, || false);
     } else {
