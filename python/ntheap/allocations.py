@@ -299,20 +299,13 @@ def _stack_tables(a: Allocations, classifier: FrameClassifier, used_ids: np.ndar
     """Per stack id of ``a`` (and a last entry for no stack, id -1): its ``stack_key`` and
     ``top_frame`` codes, as :func:`ntheap.keys.group` by "stack" names them. ``used_ids`` says
     which ids (and, last, -1) rows use; only their keys become categories, in stack id order."""
-    import pandas as pd
+    from .keys import stack_keys
 
-    from .frames import NO_STACK, NO_STACK_LABEL
-
-    tops, _ = a.stacks.callers(classifier)
-    # Per stack id + 1 (0: no stack): its key, and the key's label (that of its first id).
-    per_id_keys = np.concatenate([_objects([NO_STACK]), np.asarray(a.stacks.keys(), dtype=object)])
-    per_id_labels = [NO_STACK_LABEL, *tops]
-    key_codes, uniq = pd.factorize(per_id_keys)
-    first = np.unique(key_codes, return_index=True)[1]
+    key_codes, uniq, per_key_labels, _ = stack_keys(a, classifier)
     used = np.zeros(len(uniq), dtype=bool)
     used[key_codes[np.roll(used_ids, 1)]] = True
     keys = [uniq[k] if used[k] else None for k in range(len(uniq))]
-    labels = [per_id_labels[first[k]] if used[k] else None for k in range(len(uniq))]
+    labels = [per_key_labels[k] if used[k] else None for k in range(len(uniq))]
     # Rolled back so that entry i is stack id i, and the last one is "no stack".
     by_key = np.roll(stack_key.codes(keys)[key_codes], -1)
     by_top = np.roll(top_frame.codes(labels)[key_codes], -1)
@@ -323,17 +316,14 @@ def _type_table(a: Allocations, used_slots: np.ndarray, type_name: _Categories) 
     """Per type slot of ``a`` (its type ids, then one per content class for blocks without a
     type): the ``type`` code of the label :func:`ntheap.keys.group` by "type" gives (the class
     name, or "(content class)"). Only slots rows use become categories, in slot order."""
-    decorated, names = a.types["decorated"], a.types["name"]
-    n_types = len(decorated)
+    from .keys import type_key
+
+    n_types = len(a.types["decorated"])
     label_of_key: Dict[str, str] = {}
     labels: List[Optional[str]] = [None] * len(used_slots)
     for slot in np.flatnonzero(used_slots):
         k = int(slot)
-        if k < n_types:
-            key, label = decorated[k], names[k] or decorated[k]
-        else:
-            c = CONTENT_NAMES.get(k - n_types, str(k - n_types))
-            key, label = c, f"({c})"
+        key, label, _ = type_key(a, k) if k < n_types else type_key(a, -1, k - n_types)
         # The same class in two images is two type ids but one key (its decorated name).
         labels[k] = label_of_key.setdefault(key, label)
     return type_name.codes(labels)

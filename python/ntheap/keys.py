@@ -80,6 +80,33 @@ def _objects(values: object) -> np.ndarray:
     return out
 
 
+def stack_keys(a: "Allocations", classifier: Optional[FrameClassifier] = None
+               ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The stack keys of ``a``: per stack id + 1 (0: no stack) the code of its key, and per key
+    (in that order of first appearance) the key, its label and its module (those of its first
+    stack id)."""
+    import pandas as pd
+
+    tops, mods = a.stacks.callers(classifier or FrameClassifier())
+    per_id_keys = np.concatenate([_objects([NO_STACK]), np.asarray(a.stacks.keys(), dtype=object)])
+    key_codes, uniq = pd.factorize(per_id_keys)
+    first = np.unique(key_codes, return_index=True)[1]
+    return (key_codes, np.asarray(uniq, dtype=object), _objects([NO_STACK_LABEL, *tops])[first],
+            _objects([NO_STACK_LABEL, *mods])[first])
+
+
+def type_key(a: "Allocations", type_id: int, content: int = 0) -> Tuple[str, str, str]:
+    """Key, label and module of a block of ``a`` with ``type_id`` (-1: none, then its
+    ``content`` class names it): the decorated name, the undecorated one (or the decorated one
+    when undecorating failed) and the type's module; or the content class, it in parentheses
+    and ""."""
+    if type_id >= 0:
+        decorated = a.types["decorated"][type_id]
+        return decorated, a.types["name"][type_id] or decorated, a.types["module"][type_id]
+    c = CONTENT_NAMES.get(content, str(content))
+    return c, f"({c})", ""
+
+
 def group(a: "Allocations", by: str, classifier: Optional[FrameClassifier] = None) -> Grouping:
     """Group the allocations of ``a`` by ``by`` ("stack", "type", "size" or "content")."""
     import pandas as pd
@@ -92,13 +119,8 @@ def group(a: "Allocations", by: str, classifier: Optional[FrameClassifier] = Non
         if len(sid) and (int(sid.max()) >= n or int(sid.min()) < -1):
             bad = sid[(sid >= n) | (sid < -1)][0]
             raise ValueError(f"{a.path}: block refers to stack id {bad}, but the dump has {n} stacks")
-        tops, mods = a.stacks.callers(classifier or FrameClassifier())
-        per_id_keys = np.concatenate([_objects([NO_STACK]), np.asarray(a.stacks.keys(), dtype=object)])
-        per_id_labels = _objects([NO_STACK_LABEL, *tops])
-        per_id_mods = _objects([NO_STACK_LABEL, *mods])
-        key_codes, uniq = pd.factorize(per_id_keys)
-        first = np.unique(key_codes, return_index=True)[1]
-        return Grouping(by, key_codes[sid + 1], np.asarray(uniq, dtype=object), per_id_labels[first], per_id_mods[first])
+        key_codes, keys, labels, modules = stack_keys(a, classifier)
+        return Grouping(by, key_codes[sid + 1], keys, labels, modules)
     if by == "size":
         size = np.asarray(t["user_size"]).astype(np.int64)
         codes, uniq = pd.factorize(size)
@@ -119,11 +141,10 @@ def group(a: "Allocations", by: str, classifier: Optional[FrameClassifier] = Non
     tid = np.asarray(t["type_id"]).astype(np.int64)
     ikey = np.where(tid >= 0, tid, -1 - content)
     codes, uniq = pd.factorize(ikey)
-    decorated, module_of = a.types["decorated"], a.types["module"]
-    names = [n or d for n, d in zip(a.types["name"], decorated)]
-    keys = _objects(decorated[int(u)] if u >= 0 else content_name(int(-1 - u)) for u in uniq)
-    labels = _objects(names[int(u)] if u >= 0 else f"({content_name(int(-1 - u))})" for u in uniq)
-    modules = _objects(module_of[int(u)] if u >= 0 else "" for u in uniq)
+    named = [type_key(a, int(u)) if u >= 0 else type_key(a, -1, int(-1 - u)) for u in uniq]
+    keys = _objects(k for k, _, _ in named)
+    labels = _objects(label for _, label, _ in named)
+    modules = _objects(m for _, _, m in named)
     # The same class in two images is two type ids but one key (its decorated name).
     kcodes, kuniq = pd.factorize(keys)
     first = np.unique(kcodes, return_index=True)[1] if len(kcodes) else np.zeros(0, dtype=np.intp)
