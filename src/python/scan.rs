@@ -123,7 +123,8 @@ impl ScanJob {
     /// name), timestamp_unix, pid, process_create_time_unix, main_module, coverage (the
     /// (scope, heap, what, count, bytes, message) rows of `Dump.coverage()`), heaps_listed,
     /// heaps_walked, blocks (dict of numpy arrays: heap, address, user_address,
-    /// user_size, kind, stack_id, type_id, content), stack_keys, stacks (as
+    /// user_size, kind, stack_id, type_id, content; each the dump's slice of one array per column
+    /// that holds every readable dump's blocks in order), stack_keys, stacks (as
     /// `Dump._stack_columns`) and types (as `Dump._type_columns`).
     fn results<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         guarded("ScanJob.results", || {
