@@ -42,9 +42,7 @@ impl FileBytes {
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?;
         Ok(FileBytes::Mapped(map))
     }
-}
 
-impl FileBytes {
     /// Ask the kernel to map the file pages of `range` (byte offsets) into the page tables now,
     /// in one call, rather than one fault per few pages as a walk touches them. A hint: nothing
     /// happens for owned bytes, on systems without `MADV_POPULATE_READ` (Linux < 5.14), or when

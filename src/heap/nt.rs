@@ -79,7 +79,7 @@ pub(crate) fn walk_nt(
     depth: WalkDepth,
 ) {
     let WalkState { guard, budget, cancel, piece_bytes } = state;
-    let state_piece_bytes = *piece_bytes;
+    let piece_bytes = *piece_bytes;
     let a = r.arch;
     let at = |o: u16| r.address.wrapping_add(u64::from(o));
     let h = &l.heap;
@@ -173,13 +173,12 @@ pub(crate) fn walk_nt(
     }
     let committed: u64 = jobs.iter().map(|j| j.2 - j.1).sum();
     // In parallel when there are at least two pieces' worth of bytes and more than one thread.
-    let parallel = committed >= state_piece_bytes.saturating_mul(2) && rayon::current_num_threads() > 1;
+    let parallel = committed >= piece_bytes.saturating_mul(2) && rayon::current_num_threads() > 1;
     let mut first_row: Vec<Option<usize>> = vec![None; segments.len()];
     let mut end_row: Vec<usize> = vec![0; segments.len()];
     let plan = lfh_plan.as_ref();
     let mut updates = Vec::new();
-    let seg_address: Vec<u64> = segments.iter().map(|s| s.address).collect();
-    let pieces = if parallel { cut_pieces(&ctx, &specials, plan, &jobs, state_piece_bytes) } else { Vec::new() };
+    let pieces = if parallel { cut_pieces(&ctx, &specials, plan, &jobs, piece_bytes) } else { Vec::new() };
     if pieces.len() > 1 {
         // Pieces walked on every thread, committed in order. A piece is taken as walked when the
         // piece before it in its range ended cleanly (no resynchronisation, so exactly at this
@@ -193,7 +192,7 @@ pub(crate) fn walk_nt(
             let p = pieces[k];
             let mut walker = EntryWalker::new(&ctx, &specials, plan);
             let end = c.fill(r.address, |csink, crec| {
-                walker.walk_range(seg_address[jobs[p.job].0], p.start, p.end, None, csink, crec)
+                walker.walk_range(segments[jobs[p.job].0].address, p.start, p.end, None, csink, crec)
             });
             c.extra = PieceEnd { lfh_updates: walker.lfh_updates, free: walker.free, end: Some(end) };
         };
@@ -216,7 +215,7 @@ pub(crate) fn walk_nt(
                 offset = sink.next_index();
                 let mut walker = EntryWalker::new(&ctx, &specials, plan);
                 let prev = before.and_then(|b| b.last_size);
-                walker.walk_range(seg_address[i], p.start, range_end, prev, sink, rec);
+                walker.walk_range(segments[i].address, p.start, range_end, prev, sink, rec);
                 updates.extend(walker.lfh_updates.drain(..).map(|u| (u, 0)));
                 free = (free.0 + walker.free.0, free.1.saturating_add(walker.free.1));
                 redone[p.job] = true;

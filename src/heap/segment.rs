@@ -633,15 +633,7 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
     /// [`RESYNC_CHAIN`] consistent headers begin (a candidate; the walk of the piece before it
     /// confirms it by ending exactly there).
     pub(crate) fn boundary(&mut self, from: u64, to: u64, end: u64) -> Option<u64> {
-        let g = self.ctx.decoder.granularity();
-        let mut q = from.checked_add(g - 1)? / g * g;
-        while q < to.min(end) {
-            if self.chain_ok(q, end) {
-                return Some(q);
-            }
-            q = q.checked_add(g)?;
-        }
-        None
+        self.chain_start(from, to, end)
     }
 
     /// In a page heap's `NormalHeap`: a busy block whose user data starts with a
@@ -732,9 +724,15 @@ impl<'c, 'a> EntryWalker<'c, 'a> {
 
     /// The first position in `[from, end)` where [`RESYNC_CHAIN`] consistent headers start.
     fn resync(&mut self, from: u64, end: u64) -> Option<u64> {
+        self.chain_start(from, end, end)
+    }
+
+    /// The first captured, granule-aligned position in `[from, limit)` where [`RESYNC_CHAIN`]
+    /// consistent headers of the range ending at `end` start.
+    fn chain_start(&mut self, from: u64, limit: u64, end: u64) -> Option<u64> {
         let g = self.ctx.decoder.granularity();
         let mut q = from.checked_add(g - 1)? / g * g;
-        while q < end {
+        while q < limit.min(end) {
             match next_captured(self.ctx.mem, q) {
                 Some(c) if c == q => {}
                 Some(c) => {
